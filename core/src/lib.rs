@@ -1,0 +1,34 @@
+//! The rules-and-registers core of reflex.
+//!
+//! `no_std`, allocation-free and panic-free on any input: the same code evaluates rulebooks in
+//! the Manager and inside firmware. Every capacity is a named constant and every overflow an
+//! [`Error`].
+//!
+//! * [`value`] and [`event`]: what a beacon reports.
+//! * [`tag`]: fnmatch-style tag globs and the index that finds the entries matching a tag.
+//! * [`wire`] and [`frame`]: the postcard envelope and its COBS + CRC serial framing.
+//! * [`register`]: sliding windows over a fixed ring of buckets.
+//! * [`rule`]: the comparison functions.
+//! * [`program`]: a compiled rulebook as flat tables, and its reaction argument templates.
+//! * [`loader`]: `<role>.<module>.<function>` keys resolved once, at load time.
+//! * [`store`] and [`engine`]: per-rule, per-group state and the evaluation of one event.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod frame;
+pub mod loader;
+pub mod program;
+pub mod register;
+pub mod rule;
+pub mod store;
+pub mod tag;
+pub mod value;
+pub mod wire;
+
+pub use error::Error;
+pub use event::{Event, Field};
+pub use value::Value;
