@@ -1,1 +1,392 @@
-//! Engine.
+//! The evaluation engine: given an event and the time, update registers and report the rules
+//! that fire. No allocation, no panic, whatever the event.
+//!
+//! For every rulebook entry whose glob matches the event's tag, and every rule under it:
+//!
+//! 1. The rule reads the event field named by its `field`. If the event lacks it, the rule is
+//!    not evaluated for this event; a value that is not a number (a string) is counted and
+//!    skipped likewise. Otherwise the value is pushed into the rule's register for the event's
+//!    group (its `group_by`: the source by default).
+//! 2. The rule's condition is `rule(register value, threshold)`; an empty window is false.
+//! 3. Chain links combine it, left to right, with the other rules' conditions for the same
+//!    group, each read from that rule's register as it stands now (`AND`, `OR`, `AND_NOT`).
+//! 4. Firing: `edge` (default) fires when the combined condition becomes true and re-arms when
+//!    it is false; `always` fires on every event that satisfies it. `cooldown` suppresses a
+//!    firing within that many milliseconds of the previous one for the same group.
+
+use crate::event::Event;
+use crate::program::{ChainOp, Fire, GroupBy, Program, Rule};
+use crate::store::{GroupKey, Store};
+use crate::tag::TagIndex;
+use crate::value::Value;
+
+/// A rule that fired, handed to the caller's sink. Its reactions are
+/// `program.reactions_of(&program.rules[rule])`, rendered with a
+/// [`crate::program::Context`] made from these fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Firing<'e> {
+    /// The rule, index into [`Program::rules`].
+    pub rule: u32,
+    /// Its register value.
+    pub register: f64,
+    /// The value the rule read from the event.
+    pub value: Option<&'e Value>,
+    /// The group whose register fired.
+    pub group: &'e str,
+}
+
+impl<'e> Firing<'e> {
+    /// The context in which this firing's reaction arguments are rendered.
+    pub fn context(&self, event: &'e Event) -> crate::program::Context<'e> {
+        crate::program::Context {
+            event,
+            rule: self.rule,
+            value: self.value,
+            register: self.register,
+        }
+    }
+}
+
+/// What one evaluation did, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Rulebook entries whose glob matched the tag.
+    pub entries: u32,
+    /// Rules evaluated.
+    pub evaluated: u32,
+    /// Rules that fired.
+    pub fired: u32,
+    /// Rules skipped because the event lacked their field (or their group field).
+    pub missing_field: u32,
+    /// Rules skipped because their field was not a number.
+    pub not_numeric: u32,
+    /// Firings suppressed by a cooldown.
+    pub cooled_down: u32,
+    /// Rules skipped because the register store was full.
+    pub store_full: u32,
+}
+
+/// Evaluates one event against a (validated) program at `now_ms`, calling `sink` for every
+/// rule that fires.
+///
+/// ```
+/// # use reflex_core::{engine, store::FixedStore, Event, Value};
+/// # fn demo(program: reflex_core::program::Program<'_>) {
+/// let mut store = FixedStore::<64>::new();
+/// let mut event = Event::new("/client/load/web-1", "web-1").unwrap();
+/// event.push("load_avg", Value::Float(25.0)).unwrap();
+/// let outcome = engine::evaluate(&program, &mut store, &event, 1_000, |firing| {
+///     let _rule = &program.rules[firing.rule as usize];
+/// });
+/// # let _ = outcome;
+/// # }
+/// ```
+pub fn evaluate<S: Store>(
+    program: &Program<'_>,
+    store: &mut S,
+    event: &Event,
+    now_ms: u64,
+    mut sink: impl FnMut(Firing<'_>),
+) -> Outcome {
+    let mut out = Outcome::default();
+    TagIndex::new(*program).for_each_match(&event.tag, |entry| {
+        out.entries += 1;
+        let Some(entry) = program.entries.get(entry as usize) else {
+            return;
+        };
+        for &r in program.rules_of(entry) {
+            if let Some(rule) = program.rules.get(r as usize) {
+                evaluate_rule(program, store, event, now_ms, r, rule, &mut out, &mut sink);
+            }
+        }
+    });
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_rule<S: Store>(
+    program: &Program<'_>,
+    store: &mut S,
+    event: &Event,
+    now_ms: u64,
+    r: u32,
+    rule: &Rule,
+    out: &mut Outcome,
+    sink: &mut impl FnMut(Firing<'_>),
+) {
+    let Some(value) = event.get(program.str(rule.field)) else {
+        out.missing_field += 1;
+        return;
+    };
+    let Some(number) = value.as_f64() else {
+        out.not_numeric += 1;
+        return;
+    };
+    let Some(group) = group_key(program, rule, event) else {
+        out.missing_field += 1;
+        return;
+    };
+    out.evaluated += 1;
+
+    // Other rules' conditions first (read-only), then this rule's own slot.
+    let mut chained = [(ChainOp::And, false); crate::program::MAX_CHAIN];
+    let links = program.chain_of(rule);
+    for (slot, link) in chained.iter_mut().zip(links) {
+        let holds = program.rules.get(link.rule as usize).is_some_and(|other| {
+            group_key(program, other, event)
+                .and_then(|g| store.slot(link.rule, &g).map(|s| (s, other)))
+                .is_some_and(|(s, other)| {
+                    s.window.value(other.register, now_ms).is_some_and(|v| {
+                        other.func.eval(v, other.lo, other.hi, s.previous)
+                    })
+                })
+        });
+        *slot = (link.op, holds);
+    }
+
+    let slot = match store.slot_mut(r, &group, rule.period_ms) {
+        Ok(slot) => slot,
+        Err(_) => {
+            out.store_full += 1;
+            return;
+        }
+    };
+    slot.window.push(now_ms, number);
+    let register = slot.window.value(rule.register, now_ms).unwrap_or(number);
+    let mut cond = rule.func.eval(register, rule.lo, rule.hi, slot.previous);
+    slot.previous = Some(register);
+    for &(op, other) in chained.iter().take(links.len()) {
+        cond = match op {
+            ChainOp::And => cond && other,
+            ChainOp::Or => cond || other,
+            ChainOp::AndNot => cond && !other,
+        };
+    }
+    let mut fire = match rule.fire {
+        Fire::Edge => cond && !slot.active,
+        Fire::Always => cond,
+    };
+    slot.active = cond;
+    if fire && rule.cooldown_ms > 0 {
+        if let Some(last) = slot.last_fired {
+            if now_ms < last.saturating_add(u64::from(rule.cooldown_ms)) {
+                fire = false;
+                out.cooled_down += 1;
+            }
+        }
+    }
+    if fire {
+        slot.last_fired = Some(now_ms);
+        out.fired += 1;
+        sink(Firing {
+            rule: r,
+            register,
+            value: Some(value),
+            group: &group,
+        });
+    }
+}
+
+/// The group key of `rule` for `event`, or `None` when the event lacks the group field.
+fn group_key(program: &Program<'_>, rule: &Rule, event: &Event) -> Option<GroupKey> {
+    let mut key = GroupKey::new();
+    match rule.group_by {
+        GroupBy::Source => key.push_str(&event.source).ok()?,
+        GroupBy::Tag => key.push_str(&event.tag).ok()?,
+        GroupBy::Nothing => {}
+        GroupBy::Field(name) => {
+            use core::fmt::Write;
+            let v = event.get(program.str(name))?;
+            write!(key, "{v}").ok()?;
+        }
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::String;
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::program::*;
+    use crate::register::RegisterFn;
+    use crate::rule::RuleFn;
+    use crate::store::{FixedStore, MapStore};
+
+    /// A tiny hand-built program builder, for engine tests without the YAML compiler.
+    #[derive(Default)]
+    struct Builder {
+        strings: String,
+        entries: Vec<Entry>,
+        entry_rules: Vec<u32>,
+        rules: Vec<Rule>,
+        chain: Vec<ChainLink>,
+        index: Vec<IndexSlot>,
+        lens: [u64; 2],
+    }
+
+    impl Builder {
+        fn s(&mut self, text: &str) -> StrRef {
+            let r = StrRef {
+                start: self.strings.len() as u32,
+                len: text.len() as u32,
+            };
+            self.strings.push_str(text);
+            r
+        }
+
+        fn rule(&mut self, name: &str, func: RuleFn, lo: f64, reg: RegisterFn) -> Rule {
+            Rule {
+                name: self.s(name),
+                field: self.s(name),
+                func,
+                lo,
+                hi: lo,
+                register: reg,
+                period_ms: 10_000,
+                group_by: GroupBy::Source,
+                fire: Fire::Edge,
+                cooldown_ms: 0,
+                chain: Span::default(),
+                reactions: Span::default(),
+            }
+        }
+
+        fn entry(&mut self, pattern: &str, rules: Vec<Rule>, links: &[Vec<ChainLink>]) {
+            let pattern = self.s(pattern);
+            let start = self.entry_rules.len() as u32;
+            for (i, mut rule) in rules.into_iter().enumerate() {
+                if let Some(l) = links.get(i) {
+                    rule.chain = Span {
+                        start: self.chain.len() as u32,
+                        len: l.len() as u32,
+                    };
+                    self.chain.extend_from_slice(l);
+                }
+                self.entry_rules.push(self.rules.len() as u32);
+                self.rules.push(rule);
+            }
+            let len = self.entry_rules.len() as u32 - start;
+            self.entries.push(Entry {
+                pattern,
+                rules: Span { start, len },
+            });
+        }
+
+        fn build(&mut self) -> Program<'_> {
+            self.index = std::vec![IndexSlot { prefix: StrRef::default(), entry: 0, literal: false }; self.entries.len()];
+            self.lens =
+                crate::tag::build_index(&self.strings, &self.entries, &mut self.index).unwrap();
+            let p = Program {
+                strings: &self.strings,
+                entries: &self.entries,
+                index: &self.index,
+                prefix_lens: self.lens,
+                entry_rules: &self.entry_rules,
+                rules: &self.rules,
+                chain: &self.chain,
+                reactions: &[],
+                args: &[],
+                segments: &[],
+            };
+            p.validate().unwrap();
+            p
+        }
+    }
+
+    fn ev(source: &str, field: &str, v: f64) -> Event {
+        let mut e = Event::new(&std::format!("/client/load/{source}"), source).unwrap();
+        e.push(field, Value::Float(v)).unwrap();
+        e
+    }
+
+    fn fired(p: &Program<'_>, store: &mut impl Store, e: &Event, t: u64) -> Vec<u32> {
+        let mut v = Vec::new();
+        evaluate(p, store, e, t, |f| v.push(f.rule));
+        v
+    }
+
+    #[test]
+    fn edge_fires_once_and_rearms_per_group() {
+        let mut b = Builder::default();
+        let r = b.rule("load_avg", RuleFn::Gt, 20.0, RegisterFn::Avg);
+        b.entry("/client/load/*", std::vec![r], &[]);
+        let p = b.build();
+        let mut store = MapStore::new(100);
+        assert!(fired(&p, &mut store, &ev("web-1", "load_avg", 10.0), 0).is_empty());
+        // avg(10, 50) = 30 > 20: fires once.
+        assert_eq!(fired(&p, &mut store, &ev("web-1", "load_avg", 50.0), 1_000), [0]);
+        assert!(fired(&p, &mut store, &ev("web-1", "load_avg", 50.0), 2_000).is_empty());
+        // Another host has its own window.
+        assert!(fired(&p, &mut store, &ev("web-2", "load_avg", 15.0), 2_000).is_empty());
+        // Old samples leave the window; low values re-arm; high values fire again.
+        assert!(fired(&p, &mut store, &ev("web-1", "load_avg", 1.0), 20_000).is_empty());
+        assert_eq!(fired(&p, &mut store, &ev("web-1", "load_avg", 90.0), 30_000), [0]);
+        // Events without the field do nothing.
+        let mut other = Event::new("/client/load/web-1", "web-1").unwrap();
+        other.push("io_avg", Value::Int(99)).unwrap();
+        let out = evaluate(&p, &mut store, &other, 31_000, |_| {});
+        assert_eq!((out.entries, out.evaluated, out.missing_field), (1, 0, 1));
+    }
+
+    #[test]
+    fn always_and_cooldown() {
+        let mut b = Builder::default();
+        let mut r = b.rule("x", RuleFn::Ge, 1.0, RegisterFn::Last);
+        r.fire = Fire::Always;
+        r.cooldown_ms = 5_000;
+        b.entry("/client/load/*", std::vec![r], &[]);
+        let p = b.build();
+        let mut store = FixedStore::<16>::new();
+        let e = ev("h", "x", 1.0);
+        assert_eq!(fired(&p, &mut store, &e, 0), [0]);
+        assert!(fired(&p, &mut store, &e, 1_000).is_empty());
+        assert_eq!(fired(&p, &mut store, &e, 5_000), [0]);
+    }
+
+    #[test]
+    fn chain_or_reads_the_other_register_as_it_stands() {
+        let mut b = Builder::default();
+        let load = b.rule("load_avg", RuleFn::Gt, 20.0, RegisterFn::Avg);
+        let io = b.rule("io_avg", RuleFn::Gt, 20.0, RegisterFn::Avg);
+        let link = std::vec![ChainLink { op: ChainOp::Or, rule: 1 }];
+        b.entry("/client/load/*", std::vec![load, io], &[link]);
+        let p = b.build();
+        let mut store = MapStore::new(100);
+        // io high alone: io_avg fires itself, and load_avg (OR io_avg) fires on its next event.
+        assert_eq!(fired(&p, &mut store, &ev("h", "io_avg", 50.0), 0), [1]);
+        assert_eq!(fired(&p, &mut store, &ev("h", "load_avg", 1.0), 100), [0]);
+        // The same host's other group sees nothing.
+        assert!(fired(&p, &mut store, &ev("g", "load_avg", 1.0), 100).is_empty());
+    }
+
+    #[test]
+    fn and_not_and_strings() {
+        let mut b = Builder::default();
+        let a = b.rule("a", RuleFn::Gt, 0.0, RegisterFn::Last);
+        let m = b.rule("maint", RuleFn::Eq, 1.0, RegisterFn::Last);
+        let link = std::vec![ChainLink { op: ChainOp::AndNot, rule: 1 }];
+        b.entry("/client/load/*", std::vec![a, m], &[link]);
+        let p = b.build();
+        let mut store = MapStore::new(100);
+        assert_eq!(fired(&p, &mut store, &ev("h", "maint", 1.0), 0), [1]);
+        assert!(fired(&p, &mut store, &ev("h", "a", 5.0), 10).is_empty());
+        let mut s = Event::new("/client/load/h", "h").unwrap();
+        s.push("a", Value::str("high").unwrap()).unwrap();
+        assert_eq!(evaluate(&p, &mut store, &s, 20, |_| {}).not_numeric, 1);
+    }
+
+    #[test]
+    fn full_store_is_counted_not_fatal() {
+        let mut b = Builder::default();
+        let r = b.rule("x", RuleFn::Gt, 0.0, RegisterFn::Last);
+        b.entry("/client/load/*", std::vec![r], &[]);
+        let p = b.build();
+        let mut store = MapStore::new(1);
+        assert_eq!(fired(&p, &mut store, &ev("a", "x", 1.0), 0), [0]);
+        let out = evaluate(&p, &mut store, &ev("b", "x", 1.0), 0, |_| {});
+        assert_eq!(out.store_full, 1);
+    }
+}
