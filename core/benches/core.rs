@@ -1,5 +1,8 @@
+//! Register benchmark.
+//!
 //! Core micro-benchmarks live with the compiler in `rules/benches`, where realistic rulebooks
 //! are built from YAML; this bench measures the register window alone.
+#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use reflex_core::register::{RegisterFn, Window};

@@ -136,9 +136,9 @@ fn evaluate_rule<S: Store>(
             group_key(program, other, event)
                 .and_then(|g| store.slot(link.rule, &g).map(|s| (s, other)))
                 .is_some_and(|(s, other)| {
-                    s.window.value(other.register, now_ms).is_some_and(|v| {
-                        other.func.eval(v, other.lo, other.hi, s.previous)
-                    })
+                    s.window
+                        .value(other.register, now_ms)
+                        .is_some_and(|v| other.func.eval(v, other.lo, other.hi, s.previous))
                 })
         });
         *slot = (link.op, holds);
@@ -317,13 +317,19 @@ mod tests {
         let mut store = MapStore::new(100);
         assert!(fired(&p, &mut store, &ev("web-1", "load_avg", 10.0), 0).is_empty());
         // avg(10, 50) = 30 > 20: fires once.
-        assert_eq!(fired(&p, &mut store, &ev("web-1", "load_avg", 50.0), 1_000), [0]);
+        assert_eq!(
+            fired(&p, &mut store, &ev("web-1", "load_avg", 50.0), 1_000),
+            [0]
+        );
         assert!(fired(&p, &mut store, &ev("web-1", "load_avg", 50.0), 2_000).is_empty());
         // Another host has its own window.
         assert!(fired(&p, &mut store, &ev("web-2", "load_avg", 15.0), 2_000).is_empty());
         // Old samples leave the window; low values re-arm; high values fire again.
         assert!(fired(&p, &mut store, &ev("web-1", "load_avg", 1.0), 20_000).is_empty());
-        assert_eq!(fired(&p, &mut store, &ev("web-1", "load_avg", 90.0), 30_000), [0]);
+        assert_eq!(
+            fired(&p, &mut store, &ev("web-1", "load_avg", 90.0), 30_000),
+            [0]
+        );
         // Events without the field do nothing.
         let mut other = Event::new("/client/load/web-1", "web-1").unwrap();
         other.push("io_avg", Value::Int(99)).unwrap();
@@ -351,7 +357,10 @@ mod tests {
         let mut b = Builder::default();
         let load = b.rule("load_avg", RuleFn::Gt, 20.0, RegisterFn::Avg);
         let io = b.rule("io_avg", RuleFn::Gt, 20.0, RegisterFn::Avg);
-        let link = std::vec![ChainLink { op: ChainOp::Or, rule: 1 }];
+        let link = std::vec![ChainLink {
+            op: ChainOp::Or,
+            rule: 1
+        }];
         b.entry("/client/load/*", std::vec![load, io], &[link]);
         let p = b.build();
         let mut store = MapStore::new(100);
@@ -367,7 +376,10 @@ mod tests {
         let mut b = Builder::default();
         let a = b.rule("a", RuleFn::Gt, 0.0, RegisterFn::Last);
         let m = b.rule("maint", RuleFn::Eq, 1.0, RegisterFn::Last);
-        let link = std::vec![ChainLink { op: ChainOp::AndNot, rule: 1 }];
+        let link = std::vec![ChainLink {
+            op: ChainOp::AndNot,
+            rule: 1
+        }];
         b.entry("/client/load/*", std::vec![a, m], &[link]);
         let p = b.build();
         let mut store = MapStore::new(100);

@@ -55,21 +55,41 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::TagTooLong => write!(f, "tag longer than {} bytes", crate::event::MAX_TAG_LEN),
-            Error::TagInvalid => f.write_str("tag must start with '/' and hold no control characters"),
-            Error::SourceTooLong => {
-                write!(f, "source id longer than {} bytes", crate::event::MAX_SOURCE_LEN)
+            Error::TagInvalid => {
+                f.write_str("tag must start with '/' and hold no control characters")
             }
-            Error::NameTooLong => write!(f, "name longer than {} bytes", crate::value::MAX_NAME_LEN),
+            Error::SourceTooLong => {
+                write!(
+                    f,
+                    "source id longer than {} bytes",
+                    crate::event::MAX_SOURCE_LEN
+                )
+            }
+            Error::NameTooLong => {
+                write!(f, "name longer than {} bytes", crate::value::MAX_NAME_LEN)
+            }
             Error::StringTooLong => {
-                write!(f, "string value longer than {} bytes", crate::value::MAX_STR_LEN)
+                write!(
+                    f,
+                    "string value longer than {} bytes",
+                    crate::value::MAX_STR_LEN
+                )
             }
             Error::TooManyFields => {
-                write!(f, "more than {} fields in one event", crate::event::MAX_FIELDS)
+                write!(
+                    f,
+                    "more than {} fields in one event",
+                    crate::event::MAX_FIELDS
+                )
             }
             Error::TooManyArgs => write!(f, "more than {} action arguments", crate::wire::MAX_ARGS),
             Error::TextTooLong => f.write_str("text longer than its capacity"),
             Error::AuthTooLong => {
-                write!(f, "authentication tag longer than {} bytes", crate::wire::MAX_AUTH_LEN)
+                write!(
+                    f,
+                    "authentication tag longer than {} bytes",
+                    crate::wire::MAX_AUTH_LEN
+                )
             }
             Error::UnsupportedVersion(v) => write!(
                 f,
@@ -80,7 +100,11 @@ impl fmt::Display for Error {
             Error::Malformed => f.write_str("malformed envelope"),
             Error::TrailingBytes => f.write_str("trailing bytes after envelope"),
             Error::EnvelopeTooLarge => {
-                write!(f, "envelope larger than {} bytes", crate::wire::MAX_ENVELOPE_LEN)
+                write!(
+                    f,
+                    "envelope larger than {} bytes",
+                    crate::wire::MAX_ENVELOPE_LEN
+                )
             }
             Error::BufferFull => f.write_str("output buffer full"),
             Error::FrameCrc => f.write_str("frame CRC mismatch"),

@@ -66,7 +66,10 @@ pub fn has_role(key: &str, role: &str) -> bool {
 /// let keys = loader::REGISTERS.iter().map(|(k, _)| *k);
 /// assert_eq!(loader::closest("register.aggregate.agv", keys)[0], "register.aggregate.avg");
 /// ```
-pub fn closest<'k>(key: &str, candidates: impl Iterator<Item = &'k str>) -> heapless::Vec<&'k str, 3> {
+pub fn closest<'k>(
+    key: &str,
+    candidates: impl Iterator<Item = &'k str>,
+) -> heapless::Vec<&'k str, 3> {
     let limit = (key.len() / 3).max(2);
     let mut best: heapless::Vec<(usize, &'k str), 3> = heapless::Vec::new();
     for c in candidates {
@@ -74,7 +77,10 @@ pub fn closest<'k>(key: &str, candidates: impl Iterator<Item = &'k str>) -> heap
         if d > limit {
             continue;
         }
-        let at = best.iter().position(|(bd, _)| d < *bd).unwrap_or(best.len());
+        let at = best
+            .iter()
+            .position(|(bd, _)| d < *bd)
+            .unwrap_or(best.len());
         if at < 3 {
             if best.is_full() {
                 best.pop();

@@ -274,7 +274,9 @@ impl<'a> Program<'a> {
         let s_ok = |r: StrRef| {
             (r.start as usize)
                 .checked_add(r.len as usize)
-                .is_some_and(|end| end <= strings && self.strings.get(r.start as usize..end).is_some())
+                .is_some_and(|end| {
+                    end <= strings && self.strings.get(r.start as usize..end).is_some()
+                })
         };
         let span_ok = |s: Span, len: usize| {
             (s.start as usize)
@@ -296,7 +298,11 @@ impl<'a> Program<'a> {
                 return Err(Error::ProgramCorrupt);
             }
         }
-        if self.entry_rules.iter().any(|&r| r as usize >= self.rules.len()) {
+        if self
+            .entry_rules
+            .iter()
+            .any(|&r| r as usize >= self.rules.len())
+        {
             return Err(Error::ProgramCorrupt);
         }
         for (i, slot) in self.index.iter().enumerate() {
@@ -326,7 +332,11 @@ impl<'a> Program<'a> {
                 return Err(Error::ProgramCorrupt);
             }
         }
-        if self.chain.iter().any(|c| c.rule as usize >= self.rules.len()) {
+        if self
+            .chain
+            .iter()
+            .any(|c| c.rule as usize >= self.rules.len())
+        {
             return Err(Error::ProgramCorrupt);
         }
         for re in self.reactions {

@@ -1,5 +1,5 @@
 //! Per-rule, per-group register state behind a storage trait: firmware keeps it in a
-//! fixed-capacity map ([`FixedStore`]), the Manager in a bounded hash map ([`MapStore`], with
+//! fixed-capacity map ([`FixedStore`]), the Manager in a bounded hash map (`MapStore`, with
 //! the `std` feature).
 
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,6 @@ mod map {
     use std::collections::HashMap;
     use std::string::{String, ToString};
 
-
     use super::{Slot, Store};
     use crate::Error;
 
@@ -139,9 +138,10 @@ mod map {
 
         /// Every slot, for snapshots.
         pub fn iter(&self) -> impl Iterator<Item = (u32, &str, &Slot)> {
-            self.rules.iter().enumerate().flat_map(|(r, groups)| {
-                groups.iter().map(move |(g, s)| (r as u32, g.as_str(), s))
-            })
+            self.rules
+                .iter()
+                .enumerate()
+                .flat_map(|(r, groups)| groups.iter().map(move |(g, s)| (r as u32, g.as_str(), s)))
         }
 
         /// Puts a slot back (restoring a snapshot), within the limit.
@@ -208,7 +208,10 @@ mod tests {
         assert!(store.slot(0, "web-1").unwrap().active);
         assert!(store.slot(1, "web-1").is_none());
         store.slot_mut(0, "web-2", 1000).unwrap();
-        assert_eq!(store.slot_mut(1, "web-3", 1000).unwrap_err(), Error::StoreFull);
+        assert_eq!(
+            store.slot_mut(1, "web-3", 1000).unwrap_err(),
+            Error::StoreFull
+        );
         // Existing slots stay reachable when full.
         assert!(store.slot_mut(0, "web-1", 1000).unwrap().active);
     }

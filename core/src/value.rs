@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(Value::parse("1e3").unwrap(), Value::Float(1000.0));
         assert_eq!(Value::parse("false").unwrap(), Value::Bool(false));
         assert_eq!(Value::parse("nan").unwrap(), Value::str("nan").unwrap());
-        assert_eq!(Value::parse(&"x".repeat(MAX_STR_LEN + 1)), Err(Error::StringTooLong));
+        assert_eq!(
+            Value::parse(&"x".repeat(MAX_STR_LEN + 1)),
+            Err(Error::StringTooLong)
+        );
     }
 
     #[test]

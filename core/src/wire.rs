@@ -502,3 +502,438 @@ fn de_error(e: postcard::Error) -> Error {
         _ => Error::Malformed,
     }
 }
+
+/// Strategies for valid envelopes, shared by the wire and frame tests.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use super::*;
+    use crate::event::MAX_FIELDS;
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+
+    /// Any value, strings up to `MAX_STR_LEN` bytes, floats of every kind but NaN (which
+    /// would not compare equal to itself).
+    pub fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(Value::Int),
+            any::<f64>()
+                .prop_filter("NaN is not equal to itself", |f| !f.is_nan())
+                .prop_map(Value::Float),
+            any::<bool>().prop_map(Value::Bool),
+            "[ -~]{0,64}".prop_map(|s| Value::str(&s).unwrap()),
+            // Up to 16 chars of up to 4 bytes each: at most MAX_STR_LEN bytes.
+            "\\PC{0,16}".prop_map(|s| Value::str(&s).unwrap()),
+        ]
+    }
+
+    pub fn source() -> impl Strategy<Value = SourceId> {
+        "[a-z0-9.-]{0,32}".prop_map(|s| make_source(&s).unwrap())
+    }
+
+    pub fn event() -> impl Strategy<Value = Event> {
+        (
+            "/[a-z/]{0,40}",
+            source(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u8>(),
+            btree_map("[a-z_][a-z0-9_]{0,31}", value(), 0..=MAX_FIELDS),
+        )
+            .prop_map(|(tag, source, time, seq, hops, data)| {
+                let mut e = Event::new(&tag, "").unwrap();
+                e.source = source;
+                e.time = time;
+                e.seq = seq;
+                e.hops = hops;
+                for (name, value) in data {
+                    e.push(&name, value).unwrap();
+                }
+                e
+            })
+    }
+
+    pub fn action() -> impl Strategy<Value = Action> {
+        (
+            (
+                any::<u64>(),
+                source(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+            ),
+            "[a-z0-9*?-]{0,64}",
+            "[a-z.]{0,64}",
+            // Few names, so repeated names (lists) are common.
+            vec(("[a-c]{1,2}", value()), 0..=MAX_ARGS),
+        )
+            .prop_map(
+                |((id, source, seq, time, expires), target, function, args)| {
+                    let mut a = Action::new(id, &function, &target).unwrap();
+                    a.source = source;
+                    a.seq = seq;
+                    a.time = time;
+                    a.expires = expires;
+                    for (name, value) in args {
+                        a.push_arg(&name, value).unwrap();
+                    }
+                    a
+                },
+            )
+    }
+
+    pub fn result() -> impl Strategy<Value = ActionResult> {
+        (
+            (any::<u64>(), source(), any::<u64>(), any::<u64>()),
+            "[a-z.]{0,64}",
+            any::<bool>(),
+            any::<i32>(),
+            // Sometimes longer than MAX_OUTPUT_LEN, to exercise truncation.
+            "\\PC{0,100}",
+        )
+            .prop_map(|((id, source, seq, time), function, ok, code, output)| {
+                let mut r = ActionResult::new(id, &function, "", ok, code).unwrap();
+                r.source = source;
+                r.seq = seq;
+                r.time = time;
+                r.set_output(&output);
+                r
+            })
+    }
+
+    pub fn heartbeat() -> impl Strategy<Value = Heartbeat> {
+        (source(), any::<u64>(), any::<u64>()).prop_map(|(source, seq, time)| Heartbeat {
+            source,
+            seq,
+            time,
+        })
+    }
+
+    pub fn body() -> impl Strategy<Value = Body> {
+        prop_oneof![
+            event().prop_map(Body::Event),
+            action().prop_map(Body::Action),
+            result().prop_map(Body::Result),
+            heartbeat().prop_map(Body::Heartbeat),
+        ]
+    }
+
+    /// Any valid envelope, with an authentication tag half of the time.
+    pub fn envelope() -> impl Strategy<Value = Envelope> {
+        (
+            body(),
+            prop_oneof![Just(Vec::new()), vec(any::<u8>(), 1..=MAX_AUTH_LEN)],
+        )
+            .prop_map(|(body, auth)| {
+                let mut env = Envelope::new(body);
+                env.set_auth(&auth).unwrap();
+                env
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strategies::envelope;
+    use super::*;
+    use crate::event::{MAX_FIELDS, MAX_SOURCE_LEN};
+    use crate::value::{MAX_NAME_LEN, MAX_STR_LEN};
+    use proptest::prelude::*;
+
+    fn sample() -> Envelope {
+        let mut e = Event::new("/client/load/web-1", "web-1").unwrap();
+        e.push("load_avg", Value::Float(3.5)).unwrap();
+        e.push("state", Value::str("up").unwrap()).unwrap();
+        Envelope::new(e)
+    }
+
+    fn encoded(env: &Envelope) -> Vec<u8> {
+        let mut buf = [0u8; MAX_ENVELOPE_LEN];
+        let n = encode(env, &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    /// The largest action the types can hold.
+    fn largest_action() -> Action {
+        let long = |n: usize| "x".repeat(n);
+        let mut a = Action::new(u64::MAX, &long(MAX_KEY_LEN), &long(MAX_TARGET_LEN)).unwrap();
+        a.source = make_source(&long(MAX_SOURCE_LEN)).unwrap();
+        a.seq = u64::MAX;
+        a.time = u64::MAX;
+        a.expires = u64::MAX;
+        for _ in 0..MAX_ARGS {
+            a.push_arg(&long(MAX_NAME_LEN), Value::str(&long(MAX_STR_LEN)).unwrap())
+                .unwrap();
+        }
+        a
+    }
+
+    #[test]
+    fn layout_is_version_kind_body_auth() {
+        let bytes = encoded(&sample());
+        assert_eq!(bytes[0], WIRE_VERSION);
+        assert_eq!(
+            bytes[1], 0,
+            "the body's discriminant is the kind; events are 0"
+        );
+        assert_eq!(
+            *bytes.last().unwrap(),
+            0,
+            "an empty tag is one zero length byte"
+        );
+        let hb = encoded(&Envelope::new(Heartbeat::new("m").unwrap()));
+        assert_eq!(hb[1], 3);
+        // The tag is appended exactly as postcard encodes it.
+        let mut env = sample();
+        env.set_auth(&[0xAA; 10]).unwrap();
+        let bytes = encoded(&env);
+        let signed = decode(&bytes).unwrap().signed_len;
+        let auth = postcard::to_allocvec(&env.auth).unwrap();
+        assert_eq!(&bytes[signed..], &auth[..]);
+    }
+
+    #[test]
+    fn every_envelope_fits() {
+        let mut env = Envelope::new(largest_action());
+        env.set_auth(&[0xFF; MAX_AUTH_LEN]).unwrap();
+        let n = encoded(&env).len();
+        assert!(n <= MAX_ENVELOPE_LEN, "{n}");
+        eprintln!("largest envelope: {n} bytes");
+        assert_eq!(decode(&encoded(&env)).unwrap().envelope, env);
+    }
+
+    #[test]
+    fn sign_then_append() {
+        let env = sample();
+        let mut buf = [0u8; 256];
+        let signed = encode_body(&env.body, &mut buf).unwrap();
+        let tag = [7u8; 32]; // stands in for a signature over buf[..signed]
+        let n = append_auth(&mut buf, signed, &tag).unwrap();
+        let d = decode(&buf[..n]).unwrap();
+        assert_eq!(d.signed_len, signed);
+        assert_eq!(&d.envelope.auth[..], &tag[..]);
+        assert_eq!(d.envelope.body, env.body);
+    }
+
+    #[test]
+    fn version_mismatch() {
+        let mut bytes = encoded(&sample());
+        bytes[0] = WIRE_VERSION + 1;
+        assert_eq!(
+            decode(&bytes),
+            Err(Error::UnsupportedVersion(WIRE_VERSION + 1))
+        );
+    }
+
+    #[test]
+    fn trailing_bytes() {
+        let mut bytes = encoded(&sample());
+        bytes.push(0);
+        assert_eq!(decode(&bytes), Err(Error::TrailingBytes));
+    }
+
+    #[test]
+    fn oversized() {
+        let mut bytes = encoded(&sample());
+        bytes.resize(MAX_ENVELOPE_LEN + 1, 0);
+        assert_eq!(decode(&bytes), Err(Error::EnvelopeTooLarge));
+        // Encoding refuses to go past the limit even into a larger buffer.
+        let mut buf = vec![0u8; MAX_ENVELOPE_LEN + 100];
+        assert_eq!(
+            append_auth(&mut buf, MAX_ENVELOPE_LEN, &[]),
+            Err(Error::EnvelopeTooLarge)
+        );
+        assert_eq!(
+            append_auth(&mut buf, MAX_ENVELOPE_LEN - 4, &[1; 8]),
+            Err(Error::EnvelopeTooLarge)
+        );
+    }
+
+    #[test]
+    fn truncated() {
+        assert_eq!(decode(&[]), Err(Error::UnexpectedEnd));
+        assert_eq!(decode(&[WIRE_VERSION]), Err(Error::UnexpectedEnd));
+        let bytes = encoded(&sample());
+        for n in 1..bytes.len() {
+            assert_eq!(decode(&bytes[..n]), Err(Error::UnexpectedEnd), "cut at {n}");
+        }
+    }
+
+    #[test]
+    fn small_buffers_are_buffer_full() {
+        let bytes = encoded(&sample());
+        for n in 0..bytes.len() {
+            let mut buf = vec![0u8; n];
+            assert_eq!(
+                encode(&sample(), &mut buf),
+                Err(Error::BufferFull),
+                "size {n}"
+            );
+        }
+        let mut buf = vec![0u8; bytes.len()];
+        assert_eq!(encode(&sample(), &mut buf), Ok(bytes.len()));
+        assert_eq!(
+            append_auth(&mut buf, bytes.len() + 1, &[]),
+            Err(Error::BufferFull)
+        );
+    }
+
+    #[test]
+    fn bad_auth_and_bad_events_are_refused() {
+        // A tag longer than MAX_AUTH_LEN.
+        let env = sample();
+        let mut buf = [0u8; 512];
+        let signed = encode_body(&env.body, &mut buf).unwrap();
+        assert_eq!(
+            append_auth(&mut buf, signed, &[1; MAX_AUTH_LEN + 1]),
+            Err(Error::AuthTooLong)
+        );
+        buf[signed] = (MAX_AUTH_LEN + 1) as u8;
+        let n = signed + 1 + MAX_AUTH_LEN + 1;
+        assert_eq!(decode(&buf[..n]), Err(Error::AuthTooLong));
+
+        // Events are validated: tag shape and unique field names.
+        let mut e = Event::new("/ok", "h").unwrap();
+        e.tag = crate::event::Tag::try_from("no-slash").unwrap();
+        assert_eq!(decode(&encoded(&Envelope::new(e))), Err(Error::TagInvalid));
+        let mut e = Event::new("/ok", "h").unwrap();
+        let field = Field {
+            name: crate::value::name("x").unwrap(),
+            value: Value::Int(1),
+        };
+        e.data.push(field.clone()).unwrap();
+        e.data.push(field).unwrap();
+        assert_eq!(decode(&encoded(&Envelope::new(e))), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn over_capacity_on_the_wire_is_malformed() {
+        // A body claiming MAX_FIELDS + 1 fields decodes to an error, not an overflow.
+        let mut e = Event::new("/t", "h").unwrap();
+        for i in 0..MAX_FIELDS {
+            e.push(&format!("f{i}"), Value::Int(0)).unwrap();
+        }
+        let mut bytes = encoded(&Envelope::new(e));
+        let count_at = bytes
+            .iter()
+            .position(|&b| b == MAX_FIELDS as u8)
+            .expect("field count byte");
+        bytes[count_at] += 1;
+        assert!(matches!(
+            decode(&bytes),
+            Err(Error::Malformed | Error::UnexpectedEnd)
+        ));
+    }
+
+    #[test]
+    fn action_helpers() {
+        assert_eq!(
+            Action::new(1, &"k".repeat(MAX_KEY_LEN + 1), "*").unwrap_err(),
+            Error::TextTooLong
+        );
+        assert_eq!(
+            Action::new(1, "k", &"t".repeat(MAX_TARGET_LEN + 1)).unwrap_err(),
+            Error::TextTooLong
+        );
+        let mut a = Action::new(1, "reactions.actor.run", "*").unwrap();
+        assert_eq!(
+            a.push_arg(&"n".repeat(MAX_NAME_LEN + 1), Value::Int(0)),
+            Err(Error::NameTooLong)
+        );
+        a.push_arg("cmd", Value::str("uptime").unwrap()).unwrap();
+        for i in 0..MAX_ARGS - 1 {
+            a.push_arg("argv", Value::Int(i as i64)).unwrap();
+        }
+        assert_eq!(a.push_arg("argv", Value::Int(0)), Err(Error::TooManyArgs));
+        let argv: Vec<i64> = a
+            .args_named("argv")
+            .map(|v| match v {
+                Value::Int(i) => *i,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(argv, (0..MAX_ARGS as i64 - 1).collect::<Vec<_>>());
+        assert_eq!(a.arg("cmd"), Some(&Value::str("uptime").unwrap()));
+        assert_eq!(a.arg("missing"), None);
+        assert!(!a.is_expired(u64::MAX));
+        a.expires = 100;
+        assert!(!a.is_expired(99));
+        assert!(a.is_expired(100));
+    }
+
+    #[test]
+    fn result_output_is_truncated_at_a_char_boundary() {
+        let mut r = ActionResult::new(1, "reactions.actor.run", "web-1", false, 2).unwrap();
+        assert!(!r.set_output("short"));
+        assert_eq!(r.output, "short");
+        // 255 ASCII bytes then a 3-byte char: the char does not fit and is dropped whole.
+        let text = format!("{}€", "a".repeat(MAX_OUTPUT_LEN - 1));
+        assert!(r.set_output(&text));
+        assert_eq!(r.output.len(), MAX_OUTPUT_LEN - 1);
+        assert!(r.output.chars().all(|c| c == 'a'));
+        assert_eq!(
+            ActionResult::new(1, "k", &"s".repeat(MAX_SOURCE_LEN + 1), true, 0).unwrap_err(),
+            Error::SourceTooLong
+        );
+    }
+
+    #[test]
+    fn body_accessors() {
+        let mut a = Action::new(1, "k", "*").unwrap();
+        a.source = make_source("manager").unwrap();
+        a.seq = 9;
+        a.time = 5;
+        let b = Body::from(a);
+        assert_eq!(
+            (b.kind(), b.source(), b.seq(), b.time()),
+            (Kind::Action, "manager", 9, 5)
+        );
+        assert_eq!(Kind::Heartbeat.to_string(), "heartbeat");
+        let env = Envelope::new(sample().body);
+        assert!(!env.is_authenticated());
+    }
+
+    proptest! {
+        #[test]
+        fn envelopes_round_trip(env in envelope()) {
+            let mut buf = [0u8; MAX_ENVELOPE_LEN];
+            let n = encode(&env, &mut buf).unwrap();
+            let mut body_buf = [0u8; MAX_ENVELOPE_LEN];
+            let signed = encode_body(&env.body, &mut body_buf).unwrap();
+            prop_assert_eq!(&buf[..signed], &body_buf[..signed]);
+            let d = decode(&buf[..n]).unwrap();
+            prop_assert_eq!(d.signed_len, signed);
+            prop_assert_eq!(d.envelope, env);
+        }
+
+        #[test]
+        fn prefixes_are_truncated(env in envelope(), cut in any::<prop::sample::Index>()) {
+            let bytes = encoded(&env);
+            let n = cut.index(bytes.len());
+            prop_assert_eq!(decode(&bytes[..n]), Err(Error::UnexpectedEnd));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2100)) {
+            let _ = decode(&bytes);
+            let mut versioned = bytes;
+            versioned.insert(0, WIRE_VERSION);
+            let _ = decode(&versioned);
+        }
+
+        #[test]
+        fn damaged_envelopes_never_panic(
+            env in envelope(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = encoded(&env);
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            if let Ok(d) = decode(&bytes) {
+                if let Body::Event(e) = &d.envelope.body {
+                    prop_assert!(e.validate().is_ok());
+                }
+            }
+        }
+    }
+}
