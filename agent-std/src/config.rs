@@ -1,0 +1,331 @@
+//! The agent's configuration: `agent.yml`, overridden by command-line flags.
+//!
+//! ```yaml
+//! id: web-1                         # this agent's id: its events' source, its Actor's topic
+//! manager: tcp://127.0.0.1:4510     # where events, results and heartbeats are pushed
+//! publisher: tcp://127.0.0.1:4511   # where actions are subscribed to
+//! plugins: /etc/reflex/plugins      # plugins dir: <plugins>/reactions/actor/<name>
+//! heartbeat_s: 5                    # seconds between heartbeats
+//! allow:                            # what the Actor may do; nothing when absent
+//!   run:
+//!     - [df, -h]
+//!     - [systemctl, restart, nginx]
+//!     - [/usr/bin/touch, "/tmp/reflex-*"]
+//!   fire_event: ["/ops/*"]
+//!   plugins: [backup]
+//! beacons:                          # host beacons; see docs/beacons.md
+//!   - kind: load
+//!     interval_s: 10
+//! ```
+//!
+//! Every key is optional except `id` (which the `--id` flag can give instead). Unknown keys are
+//! errors with the file, line and column.
+//!
+//! ```
+//! use reflex_agent::AgentConfig;
+//! let c = AgentConfig::from_yaml_str("id: web-1\nallow:\n  run: [[df, -h]]\n", "agent.yml").unwrap();
+//! assert_eq!(c.heartbeat_s, 5);
+//! assert!(c.allow.check_run(&["df", "-h"]).is_ok());
+//!
+//! let e = AgentConfig::from_yaml_str("id: web-1\nbeacon: []\n", "agent.yml").unwrap_err();
+//! assert!(e.to_string().starts_with("agent.yml:2:1: unknown field `beacon`"), "{e}");
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use reflex_beacons::host::HostBeaconSpec;
+use reflex_core::event::MAX_SOURCE_LEN;
+use serde::Deserialize;
+
+use crate::Error;
+use crate::allow::AllowList;
+
+/// Where events go when neither the file nor `--manager` says.
+pub const DEFAULT_MANAGER: &str = "tcp://127.0.0.1:4510";
+/// Where actions come from when neither the file nor `--publisher` says.
+pub const DEFAULT_PUBLISHER: &str = "tcp://127.0.0.1:4511";
+/// Seconds between heartbeats when `heartbeat_s` is not given.
+pub const DEFAULT_HEARTBEAT_S: u64 = 5;
+
+/// Everything an agent needs to run: the contents of `agent.yml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This agent's id: the source of its events and the topic its Actor subscribes to. One
+    /// tag segment (no `/`, whitespace or glob characters), at most
+    /// [`MAX_SOURCE_LEN`] bytes.
+    #[serde(default)]
+    pub id: String,
+    /// The Manager's events endpoint, connected with a PUSH socket.
+    #[serde(default = "default_manager")]
+    pub manager: String,
+    /// The Publisher's endpoint, connected with a SUB socket.
+    #[serde(default = "default_publisher")]
+    pub publisher: String,
+    /// The plugins directory: `<plugins>/reactions/actor/<name>` is `reactions.actor.<name>`.
+    /// No plugin runs without one.
+    #[serde(default)]
+    pub plugins: Option<PathBuf>,
+    /// Seconds between heartbeats.
+    #[serde(default = "default_heartbeat_s")]
+    pub heartbeat_s: u64,
+    /// What the Actor may do.
+    #[serde(default)]
+    pub allow: AllowList,
+    /// The host beacons to run.
+    #[serde(default)]
+    pub beacons: Vec<HostBeaconSpec>,
+}
+
+fn default_manager() -> String {
+    DEFAULT_MANAGER.to_owned()
+}
+
+fn default_publisher() -> String {
+    DEFAULT_PUBLISHER.to_owned()
+}
+
+fn default_heartbeat_s() -> u64 {
+    DEFAULT_HEARTBEAT_S
+}
+
+impl AgentConfig {
+    /// A configuration with the id `id` and every default: the default endpoints, no plugins,
+    /// nothing allowed, no beacons.
+    pub fn new(id: &str) -> AgentConfig {
+        AgentConfig {
+            id: id.to_owned(),
+            manager: default_manager(),
+            publisher: default_publisher(),
+            plugins: None,
+            heartbeat_s: DEFAULT_HEARTBEAT_S,
+            allow: AllowList::default(),
+            beacons: Vec::new(),
+        }
+    }
+
+    /// Reads and parses an `agent.yml`. Does not [`validate`](AgentConfig::validate): flags
+    /// may still fill in what the file leaves out.
+    pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<AgentConfig, Error> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        AgentConfig::from_yaml_str(&text, path)
+    }
+
+    /// Parses the text of an `agent.yml`; `path` names it in errors.
+    pub fn from_yaml_str(text: &str, path: impl AsRef<Path>) -> Result<AgentConfig, Error> {
+        serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            let message = e.to_string();
+            // serde_yaml appends the position in words; it is already in front.
+            let message = match message.rfind(" at line ") {
+                Some(i) if line > 0 => message[..i].to_owned(),
+                _ => message,
+            };
+            Error::ConfigSyntax {
+                path: path.as_ref().to_owned(),
+                line,
+                column,
+                message,
+            }
+        })
+    }
+
+    /// Checks what parsing cannot: an id is given and fits, the endpoints are given, the
+    /// heartbeat is positive, every beacon's settings are valid.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_id(&self.id).map_err(Error::ConfigInvalid)?;
+        if self.manager.is_empty() {
+            return Err(Error::ConfigInvalid("`manager` is empty".into()));
+        }
+        if self.publisher.is_empty() {
+            return Err(Error::ConfigInvalid("`publisher` is empty".into()));
+        }
+        if self.heartbeat_s == 0 {
+            return Err(Error::ConfigInvalid(
+                "`heartbeat_s` must be at least 1 second".into(),
+            ));
+        }
+        for (index, spec) in self.beacons.iter().enumerate() {
+            spec.validate().map_err(|source| Error::Beacon {
+                index,
+                kind: spec.kind().to_owned(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an agent id: not empty, at most [`MAX_SOURCE_LEN`] bytes, one tag segment (it ends
+/// tags such as `/client/load/<id>`), and no glob characters (the Manager matches ids against
+/// target globs).
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("no agent id: give `id:` in the configuration or --id".into());
+    }
+    if id.len() > MAX_SOURCE_LEN {
+        return Err(format!(
+            "agent id {id:?} is longer than {MAX_SOURCE_LEN} bytes"
+        ));
+    }
+    let bad = |c: char| c == '/' || c.is_whitespace() || c.is_control() || "*?[]{}\\".contains(c);
+    if id.chars().any(bad) {
+        return Err(format!(
+            "agent id {id:?} must hold no '/', whitespace, control or glob characters"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AgentConfig, Error> {
+        AgentConfig::from_yaml_str(text, "agent.yml")
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = parse("{}").unwrap();
+        assert_eq!(c, AgentConfig::new(""));
+        assert_eq!(c.manager, DEFAULT_MANAGER);
+        assert_eq!(c.publisher, DEFAULT_PUBLISHER);
+        assert!(c.allow.is_empty());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("no agent id")
+        );
+    }
+
+    #[test]
+    fn full_file() {
+        let c = parse(
+            r#"
+id: web-1
+manager: tcp://10.0.0.1:4510
+publisher: tcp://10.0.0.1:4511
+plugins: /etc/reflex/plugins
+heartbeat_s: 2
+allow:
+  run:
+    - [df, -h]
+    - [systemctl, restart, nginx]
+    - [/usr/bin/touch, "/tmp/reflex-*"]
+  fire_event: ["/ops/*"]
+  plugins: [backup]
+beacons:
+  - kind: load
+    interval_s: 1
+  - kind: disk
+    path: /
+"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.id, "web-1");
+        assert_eq!(c.manager, "tcp://10.0.0.1:4510");
+        assert_eq!(c.plugins.as_deref(), Some(Path::new("/etc/reflex/plugins")));
+        assert_eq!(c.heartbeat_s, 2);
+        assert_eq!(c.allow.run.len(), 3);
+        assert!(
+            c.allow
+                .check_run(&["systemctl", "restart", "nginx"])
+                .is_ok()
+        );
+        assert!(c.allow.check_fire_event("/ops/restart").is_ok());
+        assert!(c.allow.check_plugin("backup").is_ok());
+        assert_eq!(c.beacons.len(), 2);
+        assert_eq!(c.beacons[1].kind(), "disk");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_position() {
+        let e = err("id: a\nheartbeat: 5\n");
+        assert!(
+            e.starts_with("agent.yml:2:1: unknown field `heartbeat`, expected one of"),
+            "{e}"
+        );
+        let e = err("id: a\nallow:\n  runs: []\n");
+        assert!(
+            e.starts_with("agent.yml:3:3: allow: unknown field `runs`"),
+            "{e}"
+        );
+        let e = err("id: a\nbeacons:\n  - kind: load\n    every: 3\n");
+        assert!(
+            e.starts_with("agent.yml:4:5: beacons[0]: unknown field `every`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_entries_are_errors_with_a_position() {
+        let e = err("allow:\n  run:\n    - []\n");
+        assert!(e.starts_with("agent.yml:3:"), "{e}");
+        assert!(e.contains("at least the program"), "{e}");
+        let e = err("allow:\n  run: [df, -h]\n");
+        assert!(e.starts_with("agent.yml:2:"), "{e}");
+        let e = err("allow:\n  plugins: [\"../x\"]\n");
+        assert!(e.contains("must be a plugin name"), "{e}");
+        let e = err("allow:\n  fire_event: [ops]\n");
+        assert!(e.contains("starting with '/'"), "{e}");
+        let e = err("heartbeat_s: -1\n");
+        assert!(e.starts_with("agent.yml:1:"), "{e}");
+        let e = err("id: [a\n");
+        assert!(e.starts_with("agent.yml:"), "{e}");
+    }
+
+    #[test]
+    fn validation() {
+        let ok = AgentConfig::new("web-1");
+        ok.validate().unwrap();
+        for bad_id in ["web/1", "web 1", "web-*", &"x".repeat(MAX_SOURCE_LEN + 1)] {
+            assert!(AgentConfig::new(bad_id).validate().is_err(), "{bad_id}");
+        }
+        let mut c = AgentConfig::new("a");
+        c.heartbeat_s = 0;
+        assert!(c.validate().is_err());
+        let mut c = AgentConfig::new("a");
+        c.manager.clear();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../docs/agent.md");
+        let start = doc.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+        let len = doc[start..].find("```").unwrap();
+        let c = parse(&doc[start..start + len]).unwrap();
+        c.validate().unwrap();
+        let a = &c.allow;
+        assert!(a.check_run(&["systemctl", "restart", "php8.2-fpm"]).is_ok());
+        assert!(a.check_run(&["systemctl", "restart", "--all"]).is_err());
+        assert!(
+            a.check_run(&["/usr/local/bin/drain", "--node", "web-1"])
+                .is_ok()
+        );
+        assert!(a.check_run(&["/usr/local/bin/drain", "-f", "-x"]).is_err());
+        assert!(a.check_fire_event("/ops/drained").is_ok());
+        assert_eq!(c.beacons.len(), 2);
+    }
+
+    #[test]
+    fn missing_file() {
+        let e = AgentConfig::from_yaml_file("/nonexistent/agent.yml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/agent.yml: cannot read"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! The crate-wide error type.
+
+use std::path::PathBuf;
+
+/// Everything that stops an agent from starting or running. Each variant names what went
+/// wrong and where; problems with single messages (bad bytes, refused actions, full queues)
+/// are counted and logged instead, never returned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration is not valid YAML or does not fit the format: an unknown key, a wrong
+    /// type, an invalid allow-list entry.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    ConfigSyntax {
+        /// The file (`<string>` when parsed from text).
+        path: PathBuf,
+        /// 1-based line, 0 when unknown.
+        line: usize,
+        /// 1-based column, 0 when unknown.
+        column: usize,
+        /// What is wrong, and what to do.
+        message: String,
+    },
+    /// The configuration parsed but a setting is missing or invalid; names the setting.
+    #[error("invalid configuration: {0}")]
+    ConfigInvalid(String),
+    /// A beacon could not be built from its configuration.
+    #[error("beacon {index} ({kind}): {source}")]
+    Beacon {
+        /// Position of the beacon in the `beacons` list, from 0.
+        index: usize,
+        /// The beacon's kind, as configured.
+        kind: String,
+        /// Why.
+        source: reflex_beacons::BeaconError,
+    },
+    /// A ZeroMQ socket could not be created, configured, bound or connected.
+    #[error("{what}: {source}")]
+    Zmq {
+        /// What was being done, such as `connect to tcp://127.0.0.1:4511`.
+        what: String,
+        /// The ZeroMQ error.
+        source: zmq::Error,
+    },
+    /// A thread could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn zmq(what: impl Into<String>) -> impl FnOnce(zmq::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Zmq { what, source }
+    }
+}
