@@ -9,7 +9,8 @@
 //!    group (its `group_by`: the source by default).
 //! 2. The rule's condition is `rule(register value, threshold)`; an empty window is false.
 //! 3. Chain links combine it, left to right, with the other rules' conditions for the same
-//!    group, each read from that rule's register as it stands now (`AND`, `OR`, `AND_NOT`).
+//!    group, each read from that rule's register as it stands now and combined with that
+//!    rule's own chain (`AND`, `OR`, `AND_NOT`).
 //! 4. Firing: `edge` (default) fires when the combined condition becomes true and re-arms when
 //!    it is false; `always` fires on every event that satisfies it. `cooldown` suppresses a
 //!    firing within that many milliseconds of the previous one for the same group.
@@ -131,16 +132,9 @@ fn evaluate_rule<S: Store>(
     // Other rules' conditions first (read-only), then this rule's own slot.
     let mut chained = [(ChainOp::And, false); crate::program::MAX_CHAIN];
     let links = program.chain_of(rule);
+    let mut budget = crate::program::MAX_CHAIN;
     for (slot, link) in chained.iter_mut().zip(links) {
-        let holds = program.rules.get(link.rule as usize).is_some_and(|other| {
-            group_key(program, other, event)
-                .and_then(|g| store.slot(link.rule, &g).map(|s| (s, other)))
-                .is_some_and(|(s, other)| {
-                    s.window
-                        .value(other.register, now_ms)
-                        .is_some_and(|v| other.func.eval(v, other.lo, other.hi, s.previous))
-                })
-        });
+        let holds = standing_condition(program, store, event, now_ms, link.rule, &mut budget);
         *slot = (link.op, holds);
     }
 
@@ -156,11 +150,7 @@ fn evaluate_rule<S: Store>(
     let mut cond = rule.func.eval(register, rule.lo, rule.hi, slot.previous);
     slot.previous = Some(register);
     for &(op, other) in chained.iter().take(links.len()) {
-        cond = match op {
-            ChainOp::And => cond && other,
-            ChainOp::Or => cond || other,
-            ChainOp::AndNot => cond && !other,
-        };
+        cond = combine(op, cond, other);
     }
     let mut fire = match rule.fire {
         Fire::Edge => cond && !slot.active,
@@ -184,6 +174,47 @@ fn evaluate_rule<S: Store>(
             value: Some(value),
             group: &group,
         });
+    }
+}
+
+/// The current condition of a chained rule for the event's group: its register as it stands
+/// at `now_ms`, combined with its own chain. `budget` bounds the links followed in all (a
+/// validated program has no cycles and at most [`crate::program::MAX_CHAIN`] links along any
+/// evaluation); a link past the budget counts as false.
+fn standing_condition<S: Store>(
+    program: &Program<'_>,
+    store: &S,
+    event: &Event,
+    now_ms: u64,
+    r: u32,
+    budget: &mut usize,
+) -> bool {
+    if *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    let Some(rule) = program.rules.get(r as usize) else {
+        return false;
+    };
+    let mut cond = group_key(program, rule, event).is_some_and(|g| {
+        store.slot(r, &g).is_some_and(|s| {
+            s.window
+                .value(rule.register, now_ms)
+                .is_some_and(|v| rule.func.eval(v, rule.lo, rule.hi, s.previous))
+        })
+    });
+    for link in program.chain_of(rule) {
+        let other = standing_condition(program, store, event, now_ms, link.rule, budget);
+        cond = combine(link.op, cond, other);
+    }
+    cond
+}
+
+fn combine(op: ChainOp, so_far: bool, other: bool) -> bool {
+    match op {
+        ChainOp::And => so_far && other,
+        ChainOp::Or => so_far || other,
+        ChainOp::AndNot => so_far && !other,
     }
 }
 
@@ -369,6 +400,30 @@ mod tests {
         assert_eq!(fired(&p, &mut store, &ev("h", "load_avg", 1.0), 100), [0]);
         // The same host's other group sees nothing.
         assert!(fired(&p, &mut store, &ev("g", "load_avg", 1.0), 100).is_empty());
+    }
+
+    #[test]
+    fn chained_rules_bring_their_own_chain() {
+        let mut b = Builder::default();
+        let a = b.rule("a", RuleFn::Gt, 0.0, RegisterFn::Last);
+        let m = b.rule("b", RuleFn::Gt, 100.0, RegisterFn::Last);
+        let c = b.rule("c", RuleFn::Gt, 0.0, RegisterFn::Last);
+        // a OR b; b OR c: c alone makes b hold, and so a.
+        let links = [
+            std::vec![ChainLink {
+                op: ChainOp::Or,
+                rule: 1
+            }],
+            std::vec![ChainLink {
+                op: ChainOp::Or,
+                rule: 2
+            }],
+        ];
+        b.entry("/client/load/*", std::vec![a, m, c], &links);
+        let p = b.build();
+        let mut store = MapStore::new(100);
+        assert_eq!(fired(&p, &mut store, &ev("h", "c", 1.0), 0), [2]);
+        assert_eq!(fired(&p, &mut store, &ev("h", "a", -1.0), 10), [0]);
     }
 
     #[test]
