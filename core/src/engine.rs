@@ -256,6 +256,7 @@ mod tests {
         chain: Vec<ChainLink>,
         index: Vec<IndexSlot>,
         lens: [u64; 2],
+        table: Vec<u32>,
     }
 
     impl Builder {
@@ -310,11 +311,18 @@ mod tests {
             self.index = std::vec![IndexSlot { prefix: StrRef::default(), entry: 0, literal: false }; self.entries.len()];
             self.lens =
                 crate::tag::build_index(&self.strings, &self.entries, &mut self.index).unwrap();
+            self.table = std::vec![0; crate::tag::prefix_table_len(self.entries.len())];
+            assert!(crate::tag::build_prefix_table(
+                &self.strings,
+                &self.index,
+                &mut self.table
+            ));
             let p = Program {
                 strings: &self.strings,
                 entries: &self.entries,
                 index: &self.index,
                 prefix_lens: self.lens,
+                prefix_table: &self.table,
                 entry_rules: &self.entry_rules,
                 rules: &self.rules,
                 chain: &self.chain,

@@ -196,6 +196,12 @@ pub struct Program<'a> {
     pub index: &'a [IndexSlot],
     /// Bit `n` set when some slot's prefix is `n` bytes long (`n` < 128).
     pub prefix_lens: [u64; 2],
+    /// Open-addressing hash table over the distinct prefixes of [`Program::index`]: each
+    /// element is the index of the first slot of a run of equal prefixes, or
+    /// [`crate::tag::EMPTY_BUCKET`]. Its length is zero (binary search is used instead) or a
+    /// power of two larger than the number of distinct prefixes. See
+    /// [`crate::tag::build_prefix_table`].
+    pub prefix_table: &'a [u32],
     /// Rule indices listed by the entries.
     pub entry_rules: &'a [u32],
     /// All rules.
@@ -317,6 +323,21 @@ impl<'a> Program<'a> {
                 return Err(Error::ProgramCorrupt);
             }
         }
+        let table = self.prefix_table.len();
+        if table != 0 && (!table.is_power_of_two() || table <= self.distinct_prefixes()) {
+            return Err(Error::ProgramCorrupt);
+        }
+        for &b in self.prefix_table {
+            if b != crate::tag::EMPTY_BUCKET {
+                let first = self.index.get(b as usize).ok_or(Error::ProgramCorrupt)?;
+                let prev = (b as usize)
+                    .checked_sub(1)
+                    .map(|p| self.str(self.index[p].prefix));
+                if prev == Some(self.str(first.prefix)) {
+                    return Err(Error::ProgramCorrupt);
+                }
+            }
+        }
         for r in self.rules {
             let group_ok = match r.group_by {
                 GroupBy::Field(f) => s_ok(f),
@@ -350,6 +371,15 @@ impl<'a> Program<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Number of distinct prefixes in the (sorted) index.
+    pub fn distinct_prefixes(&self) -> usize {
+        self.index
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i == 0 || self.str(self.index[i - 1].prefix) != self.str(s.prefix))
+            .count()
     }
 
     /// Renders a template as text.
@@ -413,6 +443,7 @@ pub struct ProgramBuf<const S: usize, const N: usize> {
     entries: heapless::Vec<Entry, N>,
     index: heapless::Vec<IndexSlot, N>,
     prefix_lens: [u64; 2],
+    prefix_table: heapless::Vec<u32, N>,
     entry_rules: heapless::Vec<u32, N>,
     rules: heapless::Vec<Rule, N>,
     chain: heapless::Vec<ChainLink, N>,
@@ -436,6 +467,7 @@ impl<const S: usize, const N: usize> ProgramBuf<S, N> {
             entries: &self.entries,
             index: &self.index,
             prefix_lens: self.prefix_lens,
+            prefix_table: &self.prefix_table,
             entry_rules: &self.entry_rules,
             rules: &self.rules,
             chain: &self.chain,

@@ -153,12 +153,69 @@ pub fn build_index(strings: &str, entries: &[Entry], slots: &mut [IndexSlot]) ->
     Some(lens)
 }
 
+/// Marks an empty element of [`Program::prefix_table`].
+pub const EMPTY_BUCKET: u32 = u32::MAX;
+
+/// FNV-1a, 32 bits: one multiply per byte, and incremental, so the hashes of every prefix of
+/// a tag come from one pass over it.
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+fn fnv(h: u32, byte: u8) -> u32 {
+    (h ^ u32::from(byte)).wrapping_mul(FNV_PRIME)
+}
+
+/// The length of the prefix table for `slots` index slots: the smallest power of two larger
+/// than twice their number (so at most half full), or zero for no slots.
+pub const fn prefix_table_len(slots: usize) -> usize {
+    if slots == 0 {
+        0
+    } else {
+        (slots * 2 + 1).next_power_of_two()
+    }
+}
+
+/// Fills `table` (length from [`prefix_table_len`], or any power of two larger than the
+/// number of distinct prefixes) with the hash table of a sorted index. Returns `false` when
+/// `table` has an unusable length.
+pub fn build_prefix_table(strings: &str, slots: &[IndexSlot], table: &mut [u32]) -> bool {
+    let prefix = |s: &IndexSlot| {
+        let start = s.prefix.start as usize;
+        strings
+            .as_bytes()
+            .get(start..start + s.prefix.len as usize)
+            .unwrap_or(&[])
+    };
+    if !table.len().is_power_of_two() {
+        return slots.is_empty() && table.is_empty();
+    }
+    table.fill(EMPTY_BUCKET);
+    let mask = table.len() - 1;
+    let mut placed = 0usize;
+    for (i, slot) in slots.iter().enumerate() {
+        if i > 0 && prefix(&slots[i - 1]) == prefix(slot) {
+            continue;
+        }
+        placed += 1;
+        if placed >= table.len() {
+            return false;
+        }
+        let mut b = prefix(slot).iter().fold(FNV_OFFSET, |h, &c| fnv(h, c)) as usize & mask;
+        while table[b] != EMPTY_BUCKET {
+            b = (b + 1) & mask;
+        }
+        table[b] = i as u32;
+    }
+    true
+}
+
 /// The entries of a program that match a tag, found without trying every entry.
 ///
-/// For each length `n` at which some entry's literal prefix ends, the slots whose prefix equals
-/// the tag's first `n` bytes are found by binary search; only those entries' globs are tried.
-/// The cost grows with the number of distinct prefix lengths and with the entries sharing the
-/// tag's prefixes, not with the size of the rulebook.
+/// For each length `n` at which some entry's literal prefix ends, the run of slots whose prefix
+/// equals the tag's first `n` bytes is found through the prefix hash table (one pass of
+/// hashing over the tag serves every `n`), or by binary search when the program has no table;
+/// only those entries' globs are tried. The cost grows with the number of distinct prefix
+/// lengths and with the entries sharing the tag's prefixes, not with the size of the rulebook.
 pub struct TagIndex<'p> {
     program: Program<'p>,
 }
@@ -174,16 +231,20 @@ impl<'p> TagIndex<'p> {
     pub fn for_each_match(&self, tag: &str, mut found: impl FnMut(u32)) {
         let p = &self.program;
         let tag_bytes = tag.as_bytes();
-        let slots = p.index;
+        let key = |s: &IndexSlot| p.str(s.prefix).as_bytes();
+        let mut hash = FNV_OFFSET;
         for n in 0..=tag_bytes.len().min(127) {
+            if n > 0 {
+                hash = fnv(hash, tag_bytes[n - 1]);
+            }
             if p.prefix_lens[n / 64] & (1 << (n % 64)) == 0 {
                 continue;
             }
             let want = &tag_bytes[..n];
-            let key = |s: &IndexSlot| p.str(s.prefix).as_bytes();
-            // First slot whose prefix is >= want, then walk while equal.
-            let mut i = slots.partition_point(|s| key(s) < want);
-            while let Some(slot) = slots.get(i) {
+            let Some(mut i) = self.first_slot(want, hash) else {
+                continue;
+            };
+            while let Some(slot) = p.index.get(i) {
                 if key(slot) != want {
                     break;
                 }
@@ -191,14 +252,38 @@ impl<'p> TagIndex<'p> {
                 let matched = if slot.literal {
                     n == tag_bytes.len()
                 } else {
-                    let entry = &p.entries[slot.entry as usize];
-                    glob_match(&p.str(entry.pattern)[n..], &tag[n..])
+                    let pattern = p.entries.get(slot.entry as usize).map(|e| p.str(e.pattern));
+                    pattern.is_some_and(|pat| glob_match(pat.get(n..).unwrap_or(""), &tag[n..]))
                 };
                 if matched {
                     found(slot.entry);
                 }
             }
         }
+    }
+
+    /// The first slot whose prefix is `want` (whose hash is `hash`), if any.
+    fn first_slot(&self, want: &[u8], hash: u32) -> Option<usize> {
+        let p = &self.program;
+        let key = |s: &IndexSlot| p.str(s.prefix).as_bytes();
+        let table = p.prefix_table;
+        if table.is_empty() {
+            let i = p.index.partition_point(|s| key(s) < want);
+            return p.index.get(i).filter(|s| key(s) == want).map(|_| i);
+        }
+        let mask = table.len() - 1;
+        let mut b = hash as usize & mask;
+        for _ in 0..table.len() {
+            let at = table[b];
+            if at == EMPTY_BUCKET {
+                return None;
+            }
+            if p.index.get(at as usize).is_some_and(|s| key(s) == want) {
+                return Some(at as usize);
+            }
+            b = (b + 1) & mask;
+        }
+        None
     }
 }
 
@@ -343,17 +428,23 @@ mod tests {
             }).collect();
             let mut slots = vec![IndexSlot { prefix: StrRef::default(), entry: 0, literal: false }; entries.len()];
             let lens = build_index(&strings, &entries, &mut slots).unwrap();
-            let program = Program {
-                strings: &strings, entries: &entries, index: &slots, prefix_lens: lens,
-                entry_rules: &[], rules: &[], chain: &[], reactions: &[], args: &[], segments: &[],
-            };
-            prop_assert!(program.validate().is_ok());
-            let mut got = Vec::new();
-            TagIndex::new(program).for_each_match(&tag, |e| got.push(e));
-            got.sort();
+            let mut table = vec![0; prefix_table_len(slots.len())];
+            prop_assert!(build_prefix_table(&strings, &slots, &mut table));
             let want: Vec<u32> = patterns.iter().enumerate()
                 .filter(|(_, p)| glob_match(p, &tag)).map(|(i, _)| i as u32).collect();
-            prop_assert_eq!(got, want);
+            // With the hash table, and with binary search alone.
+            for prefix_table in [&table[..], &[]] {
+                let program = Program {
+                    strings: &strings, entries: &entries, index: &slots, prefix_lens: lens,
+                    prefix_table, entry_rules: &[], rules: &[], chain: &[], reactions: &[],
+                    args: &[], segments: &[],
+                };
+                prop_assert!(program.validate().is_ok());
+                let mut got = Vec::new();
+                TagIndex::new(program).for_each_match(&tag, |e| got.push(e));
+                got.sort();
+                prop_assert_eq!(&got, &want);
+            }
         }
     }
 }

@@ -197,6 +197,7 @@ impl<'c> Compiler<'c> {
                 entries: Vec::new(),
                 index: Vec::new(),
                 prefix_lens: [0; 2],
+                prefix_table: Vec::new(),
                 entry_rules: Vec::new(),
                 rules: Vec::new(),
                 chain: Vec::new(),
@@ -1158,8 +1159,14 @@ impl<'c> Compiler<'c> {
         ];
         match reflex_core::tag::build_index(&self.out.strings, &self.out.entries, &mut slots) {
             Some(lens) => {
+                let mut table = vec![0; reflex_core::tag::prefix_table_len(slots.len())];
+                // The length comes from prefix_table_len, which build_prefix_table accepts.
+                let built =
+                    reflex_core::tag::build_prefix_table(&self.out.strings, &slots, &mut table);
+                debug_assert!(built);
                 self.out.index = slots;
                 self.out.prefix_lens = lens;
+                self.out.prefix_table = table;
             }
             // Only a glob over the length limit makes this fail, and that is reported already.
             None if !self.errors.is_empty() => {}

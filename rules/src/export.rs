@@ -59,6 +59,7 @@ impl Compiled {
             "    prefix_lens: [{:#x}, {:#x}],",
             p.prefix_lens[0], p.prefix_lens[1]
         );
+        table(&mut s, "prefix_table", p.prefix_table, |b| b.to_string());
         table(&mut s, "entry_rules", p.entry_rules, |r| r.to_string());
         table(&mut s, "rules", p.rules, |r| {
             let group_by = match r.group_by {

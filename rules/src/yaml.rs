@@ -15,7 +15,7 @@ use crate::diagnostic::Error;
 /// Deepest nesting of maps and lists accepted.
 pub const MAX_DEPTH: usize = 64;
 /// Most nodes one file may expand to (aliases included).
-pub const MAX_NODES: usize = 100_000;
+pub const MAX_NODES: usize = 2_000_000;
 
 /// A place in a file: line and column, both from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

@@ -200,6 +200,7 @@ fn postcard_round_trip() {
     assert_eq!(a.entries, b.entries);
     assert_eq!(a.index, b.index);
     assert_eq!(a.prefix_lens, b.prefix_lens);
+    assert_eq!(a.prefix_table, b.prefix_table);
     assert_eq!(a.entry_rules, b.entry_rules);
     assert_eq!(a.rules, b.rules);
     assert_eq!(a.chain, b.chain);
@@ -226,6 +227,7 @@ fn rust_source_golden() {
     assert_eq!(a.entries, b.entries);
     assert_eq!(a.index, b.index);
     assert_eq!(a.prefix_lens, b.prefix_lens);
+    assert_eq!(a.prefix_table, b.prefix_table);
     assert_eq!(a.entry_rules, b.entry_rules);
     assert_eq!(a.rules, b.rules);
     assert_eq!(a.chain, b.chain);

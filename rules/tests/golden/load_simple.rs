@@ -8,6 +8,12 @@ pub static LOAD_SIMPLE: reflex_core::program::Program<'static> = reflex_core::pr
         reflex_core::program::IndexSlot { prefix: reflex_core::program::StrRef { start: 0, len: 13 }, entry: 0, literal: false },
     ],
     prefix_lens: [0x2000, 0x0],
+    prefix_table: &[
+        4294967295,
+        4294967295,
+        4294967295,
+        0,
+    ],
     entry_rules: &[
         0,
     ],
