@@ -1,0 +1,400 @@
+//! The action path: action ids, the Actors the Manager knows from their heartbeats, target
+//! expansion, and the outbox that feeds the Publisher.
+//!
+//! * Ids (and sequence numbers) start at the Manager's start time in microseconds and count
+//!   up, so they are unique per run and keep increasing across restarts.
+//! * A target of `*` is sent once; an exact id once; a glob is expanded against the Actors
+//!   heard from within [`ACTOR_TTL`], one copy per Actor with its exact id as target. A glob
+//!   that matches no known Actor is dropped and counted as `no_target`.
+//! * Sending never blocks: when the feed refuses (no Publisher connected, or its queue is
+//!   full) the action waits in a bounded queue and is sent on a later tick, oldest first;
+//!   when that queue is full the oldest waiting action is dropped (`action_queue_full`).
+//! * An action for an exact Actor is kept until that Actor's result comes back, and sent
+//!   again every [`RETRY_EVERY`] until then or until it expires: this covers actions lost
+//!   with a crashed Publisher or sent before the Actor's subscription was up. Actors perform
+//!   an action id at most once, so a resend never runs twice.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use reflex_core::tag::glob_match;
+use reflex_core::wire::{self, Action, Envelope, MAX_ENVELOPE_LEN};
+
+use crate::metrics::{DropReason, Metrics};
+
+/// How long an Actor is known after its last heartbeat.
+pub const ACTOR_TTL: Duration = Duration::from_secs(60);
+/// How long an action is valid after it is issued, in milliseconds.
+pub const ACTION_TTL_MS: u64 = 60_000;
+/// How often an unanswered action to an exact Actor is sent again.
+pub const RETRY_EVERY: Duration = Duration::from_secs(5);
+
+/// Whether a target is a glob (holds `*`, `?` or `[`) rather than an exact id.
+pub fn is_glob(target: &str) -> bool {
+    target.contains(['*', '?', '['])
+}
+
+/// The Actors heard from recently, bounded.
+#[derive(Debug)]
+pub struct KnownActors {
+    seen: HashMap<String, Instant>,
+    limit: usize,
+}
+
+impl KnownActors {
+    /// An empty table of at most `limit` Actors.
+    pub fn new(limit: usize) -> KnownActors {
+        KnownActors {
+            seen: HashMap::new(),
+            limit,
+        }
+    }
+
+    /// Records a heartbeat of `id` at `now`. A new Actor is not added while the table is
+    /// full of live ones.
+    pub fn heartbeat(&mut self, id: &str, now: Instant) {
+        if let Some(t) = self.seen.get_mut(id) {
+            *t = now;
+            return;
+        }
+        if self.seen.len() >= self.limit {
+            self.prune(now);
+        }
+        if self.seen.len() < self.limit {
+            self.seen.insert(id.to_string(), now);
+        }
+    }
+
+    /// Forgets the Actors silent for longer than [`ACTOR_TTL`].
+    pub fn prune(&mut self, now: Instant) {
+        self.seen
+            .retain(|_, t| now.saturating_duration_since(*t) <= ACTOR_TTL);
+    }
+
+    /// How many Actors are known (prune first for an exact count).
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether none is known.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// The known Actors whose id matches `glob`, sorted.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use reflex_manager::actions::KnownActors;
+    /// let mut k = KnownActors::new(10);
+    /// let now = Instant::now();
+    /// for id in ["web-2", "db-1", "web-1"] { k.heartbeat(id, now); }
+    /// assert_eq!(k.matching("web-*", now), ["web-1", "web-2"]);
+    /// ```
+    pub fn matching(&self, glob: &str, now: Instant) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .seen
+            .iter()
+            .filter(|(id, t)| {
+                now.saturating_duration_since(**t) <= ACTOR_TTL && glob_match(glob, id)
+            })
+            .map(|(id, _)| id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// Where encoded actions go: the feed socket to the Publisher.
+pub trait Feed {
+    /// Sends without waiting; `false` when the message cannot be queued now.
+    fn try_send(&self, bytes: &[u8]) -> bool;
+}
+
+impl Feed for zmq::Socket {
+    fn try_send(&self, bytes: &[u8]) -> bool {
+        match self.send(bytes, zmq::DONTWAIT) {
+            Ok(()) => true,
+            Err(zmq::Error::EAGAIN) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot send on the feed socket");
+                false
+            }
+        }
+    }
+}
+
+/// One encoded copy of an action, for one target.
+#[derive(Debug, Clone)]
+struct Outgoing {
+    id: u64,
+    target: String,
+    bytes: Vec<u8>,
+    expires_ms: u64,
+    next_retry: Instant,
+}
+
+impl Outgoing {
+    /// Kept until its result comes back: addressed to one exact Actor.
+    fn tracked(&self) -> bool {
+        self.target != "*"
+    }
+}
+
+/// Actions on their way to the Publisher, and those waiting for their result.
+#[derive(Debug)]
+pub struct Outbox {
+    next_id: u64,
+    pending: VecDeque<Outgoing>,
+    unacked: HashMap<(u64, String), Outgoing>,
+    limit: usize,
+    last_retry_scan: Instant,
+    buf: Vec<u8>,
+}
+
+impl Outbox {
+    /// An outbox holding at most `limit` waiting and `limit` unanswered actions.
+    pub fn new(limit: usize) -> Outbox {
+        Outbox {
+            next_id: crate::clock::now_us().max(1),
+            pending: VecDeque::new(),
+            unacked: HashMap::new(),
+            limit: limit.max(1),
+            last_retry_scan: Instant::now(),
+            buf: vec![0u8; MAX_ENVELOPE_LEN],
+        }
+    }
+
+    /// A fresh action id (also used as its sequence number).
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Expands `action`'s target and sends one copy per Actor (or queues it). Returns how
+    /// many copies were made.
+    ///
+    /// Errors: [`DropReason::NoTarget`] when a glob matches no known Actor.
+    pub fn submit(
+        &mut self,
+        action: Action,
+        known: &KnownActors,
+        feed: &impl Feed,
+        metrics: &Metrics,
+        now: Instant,
+    ) -> Result<usize, DropReason> {
+        let targets: Vec<String> = if action.target == "*" || !is_glob(&action.target) {
+            vec![action.target.to_string()]
+        } else {
+            known
+                .matching(&action.target, now)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        };
+        if targets.is_empty() {
+            return Err(DropReason::NoTarget);
+        }
+        let mut copy = action;
+        for target in &targets {
+            // Known ids come from heartbeats, whose sources fit a target.
+            let Ok(t) = wire::Target::try_from(target.as_str()) else {
+                continue;
+            };
+            copy.target = t;
+            let Ok(n) = wire::encode(&Envelope::new(copy.clone()), &mut self.buf) else {
+                metrics.dropped(DropReason::ArgTooLong, 1);
+                continue;
+            };
+            let out = Outgoing {
+                id: copy.id,
+                target: target.clone(),
+                bytes: self.buf[..n].to_vec(),
+                expires_ms: copy.expires,
+                next_retry: now + RETRY_EVERY,
+            };
+            if self.pending.is_empty() && feed.try_send(&out.bytes) {
+                metrics
+                    .actions_sent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.track(out);
+            } else {
+                self.queue(out, metrics);
+            }
+        }
+        Ok(targets.len())
+    }
+
+    /// Result of action `id` from `actor`: stop resending it.
+    pub fn acknowledge(&mut self, id: u64, actor: &str) {
+        self.unacked.remove(&(id, actor.to_string()));
+    }
+
+    /// Sends what waits (oldest first, while the feed takes it), drops expired actions, and
+    /// resends unanswered ones that are due.
+    pub fn tick(&mut self, feed: &impl Feed, metrics: &Metrics, now: Instant, now_ms: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        while let Some(front) = self.pending.front() {
+            if front.expires_ms != 0 && now_ms >= front.expires_ms {
+                metrics.dropped(DropReason::ActionExpired, 1);
+                self.pending.pop_front();
+                continue;
+            }
+            if !feed.try_send(&front.bytes) {
+                break;
+            }
+            metrics.actions_sent.fetch_add(1, Relaxed);
+            if let Some(mut out) = self.pending.pop_front() {
+                out.next_retry = now + RETRY_EVERY;
+                self.track(out);
+            }
+        }
+        if now.saturating_duration_since(self.last_retry_scan) < Duration::from_secs(1) {
+            return;
+        }
+        self.last_retry_scan = now;
+        self.unacked
+            .retain(|_, out| out.expires_ms == 0 || now_ms < out.expires_ms);
+        if !self.pending.is_empty() {
+            // The feed is refusing: resending would only queue behind what waits.
+            return;
+        }
+        for out in self.unacked.values_mut() {
+            if out.next_retry <= now {
+                if !feed.try_send(&out.bytes) {
+                    break;
+                }
+                metrics.actions_retried.fetch_add(1, Relaxed);
+                out.next_retry = now + RETRY_EVERY;
+            }
+        }
+    }
+
+    /// Actions waiting for the Publisher.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Actions sent to one Actor and not answered yet.
+    pub fn unacked(&self) -> usize {
+        self.unacked.len()
+    }
+
+    fn track(&mut self, out: Outgoing) {
+        if out.tracked() && self.unacked.len() < self.limit {
+            self.unacked.insert((out.id, out.target.clone()), out);
+        }
+    }
+
+    fn queue(&mut self, out: Outgoing, metrics: &Metrics) {
+        if self.pending.len() >= self.limit {
+            self.pending.pop_front();
+            metrics.dropped(DropReason::ActionQueueFull, 1);
+        }
+        self.pending.push_back(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct FakeFeed {
+        open: RefCell<bool>,
+        sent: RefCell<Vec<Action>>,
+    }
+
+    impl Feed for FakeFeed {
+        fn try_send(&self, bytes: &[u8]) -> bool {
+            if !*self.open.borrow() {
+                return false;
+            }
+            let d = wire::decode(bytes).unwrap();
+            let wire::Body::Action(a) = d.envelope.body else {
+                panic!("not an action")
+            };
+            self.sent.borrow_mut().push(a);
+            true
+        }
+    }
+
+    fn action(outbox: &mut Outbox, target: &str) -> Action {
+        let mut a = Action::new(outbox.next_id(), "reactions.actor.run", target).unwrap();
+        a.expires = crate::clock::now_ms() + ACTION_TTL_MS;
+        a
+    }
+
+    #[test]
+    fn globs_expand_to_known_actors() {
+        let m = Metrics::new(vec![]);
+        let feed = FakeFeed::default();
+        *feed.open.borrow_mut() = true;
+        let mut known = KnownActors::new(10);
+        let now = Instant::now();
+        known.heartbeat("web-1", now);
+        known.heartbeat("web-2", now);
+        known.heartbeat("db-1", now);
+        let mut o = Outbox::new(100);
+        let a = action(&mut o, "web-*");
+        assert_eq!(o.submit(a, &known, &feed, &m, now), Ok(2));
+        let b = action(&mut o, "*");
+        assert_eq!(o.submit(b, &known, &feed, &m, now), Ok(1));
+        let c = action(&mut o, "cache-?");
+        assert_eq!(
+            o.submit(c, &known, &feed, &m, now),
+            Err(DropReason::NoTarget)
+        );
+        let targets: Vec<String> = feed
+            .sent
+            .borrow()
+            .iter()
+            .map(|a| a.target.to_string())
+            .collect();
+        assert_eq!(targets, ["web-1", "web-2", "*"]);
+        assert_eq!(o.unacked(), 2, "exact targets wait for their result");
+        let id = feed.sent.borrow()[0].id;
+        o.acknowledge(id, "web-1");
+        assert_eq!(o.unacked(), 1);
+        // Silent actors are forgotten.
+        known.prune(now + ACTOR_TTL + Duration::from_secs(1));
+        assert!(known.is_empty());
+    }
+
+    #[test]
+    fn waits_for_the_publisher_and_retries_until_answered() {
+        let m = Metrics::new(vec![]);
+        let feed = FakeFeed::default();
+        let known = KnownActors::new(10);
+        let mut o = Outbox::new(2);
+        let now = Instant::now();
+        for _ in 0..3 {
+            let a = action(&mut o, "web-1");
+            assert_eq!(o.submit(a, &known, &feed, &m, now), Ok(1));
+        }
+        assert_eq!(o.pending(), 2);
+        assert_eq!(m.drops(DropReason::ActionQueueFull), 1);
+        *feed.open.borrow_mut() = true;
+        o.tick(&feed, &m, now, crate::clock::now_ms());
+        assert_eq!(o.pending(), 0);
+        assert_eq!(feed.sent.borrow().len(), 2);
+        // Not answered: sent again once due.
+        let later = now + RETRY_EVERY + Duration::from_secs(1);
+        o.tick(&feed, &m, later, crate::clock::now_ms());
+        assert_eq!(feed.sent.borrow().len(), 4);
+        assert_eq!(
+            m.actions_retried.load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        // Expired: forgotten.
+        o.tick(
+            &feed,
+            &m,
+            later + Duration::from_secs(2),
+            crate::clock::now_ms() + ACTION_TTL_MS,
+        );
+        assert_eq!(o.unacked(), 0);
+    }
+}

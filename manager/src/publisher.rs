@@ -1,0 +1,267 @@
+//! The Publisher: a separate process (`reflex publisher`, started by the Manager) that takes
+//! actions from the feed socket and broadcasts them on the publish socket as two frames,
+//! `[topic, envelope]`, where the topic is the action's target followed by a NUL byte (`*\0`
+//! for all Actors, `<id>\0` for one). Actors subscribe to their own topic and to `*\0`.
+//!
+//! Start-up order: the Publisher binds its PUB socket, waits [`SETTLE`] so that Actors
+//! (which reconnect by themselves) are subscribed again, then connects to the feed. Until it
+//! is connected the Manager's feed refuses actions and the Manager keeps them queued, so
+//! nothing is published into a socket nobody listens to yet.
+//!
+//! [`supervise`] runs in the Manager: it starts the Publisher, restarts it with a short
+//! backoff whenever it exits, and stops it when the Manager stops. The Publisher also stops
+//! by itself when the Manager is gone.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use reflex_core::wire::{self, Body, MAX_ENVELOPE_LEN};
+
+use crate::Error;
+use crate::metrics::Metrics;
+
+/// Time between binding the publish socket and taking actions from the feed.
+pub const SETTLE: Duration = Duration::from_millis(500);
+/// High-water mark of the publish socket, in messages per subscriber.
+pub const PUBLISH_HWM: i32 = 100_000;
+/// The Publisher's feed receive queue, in messages.
+pub const FEED_HWM: i32 = 10_000;
+
+/// What the Publisher process is told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Manager's feed endpoint, connected with PULL.
+    pub feed: String,
+    /// The endpoint bound with PUB.
+    pub publish: String,
+    /// The Manager's process id: the Publisher stops when its parent is no longer that.
+    pub parent: Option<u32>,
+}
+
+/// Runs the Publisher until `shutdown` is set or the parent Manager is gone.
+pub fn run(config: &Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
+    #[cfg(target_os = "linux")]
+    if config.parent.is_some() {
+        // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        }
+    }
+    let orphaned = || {
+        config.parent.is_some_and(|p| {
+            // SAFETY: getppid has no preconditions.
+            (unsafe { libc::getppid() }) as u32 != p
+        })
+    };
+    let ctx = zmq::Context::new();
+    let publish = ctx
+        .socket(zmq::PUB)
+        .map_err(|e| Error::socket("create", "publish", e))?;
+    publish
+        .set_sndhwm(PUBLISH_HWM)
+        .and_then(|_| publish.set_linger(0))
+        .map_err(|e| Error::socket("configure", &config.publish, e))?;
+    publish
+        .bind(&config.publish)
+        .map_err(|e| Error::socket("bind", &config.publish, e))?;
+    let settle_until = Instant::now() + SETTLE;
+    while Instant::now() < settle_until {
+        if shutdown.load(Relaxed) || orphaned() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let feed = ctx
+        .socket(zmq::PULL)
+        .map_err(|e| Error::socket("create", "feed", e))?;
+    feed.set_rcvhwm(FEED_HWM)
+        .and_then(|_| feed.set_linger(0))
+        .map_err(|e| Error::socket("configure", &config.feed, e))?;
+    feed.connect(&config.feed)
+        .map_err(|e| Error::socket("connect", &config.feed, e))?;
+    tracing::info!(feed = %config.feed, publish = %config.publish, "publisher ready");
+
+    let mut buf = vec![0u8; MAX_ENVELOPE_LEN + 1];
+    let mut topic = Vec::with_capacity(wire::MAX_TARGET_LEN + 1);
+    let (mut published, mut refused) = (0u64, 0u64);
+    while !shutdown.load(Relaxed) && !orphaned() {
+        let mut items = [feed.as_poll_item(zmq::POLLIN)];
+        match zmq::poll(&mut items, 200) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(zmq::Error::EINTR) => continue,
+            Err(e) => return Err(Error::socket("poll", "feed", e)),
+        }
+        loop {
+            let n = match feed.recv_into(&mut buf, zmq::DONTWAIT) {
+                Ok(n) => n,
+                Err(zmq::Error::EAGAIN) | Err(zmq::Error::EINTR) => break,
+                Err(e) => {
+                    return Err(Error::Transfer {
+                        what: "receive",
+                        socket: "feed",
+                        source: e,
+                    });
+                }
+            };
+            let bytes = &buf[..n.min(buf.len())];
+            let target = match wire::decode(bytes) {
+                Ok(d) => match d.envelope.body {
+                    Body::Action(a) => a.target,
+                    other => {
+                        refused += 1;
+                        tracing::warn!(kind = %other.kind(), "not an action on the feed; dropped");
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    refused += 1;
+                    tracing::warn!(error = %e, "undecodable action on the feed; dropped");
+                    continue;
+                }
+            };
+            topic.clear();
+            topic.extend_from_slice(target.as_bytes());
+            topic.push(0);
+            let sent = publish
+                .send(&topic, zmq::SNDMORE)
+                .and_then(|_| publish.send(bytes, 0));
+            match sent {
+                Ok(()) => published += 1,
+                Err(e) => tracing::warn!(error = %e, "cannot publish an action"),
+            }
+        }
+    }
+    tracing::info!(published, refused, "publisher stopping");
+    Ok(())
+}
+
+/// Starts the Publisher as `exe publisher --feed FEED --publish PUBLISH --parent PID` and
+/// keeps it running until `shutdown` is set; then stops it (SIGTERM, then SIGKILL after two
+/// seconds). Every restart is logged and counted in `reflex_publisher_restarts_total`.
+pub fn supervise(
+    exe: PathBuf,
+    feed: String,
+    publish: String,
+    metrics: Arc<Metrics>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, Error> {
+    std::thread::Builder::new()
+        .name("publisher-supervisor".into())
+        .spawn(move || {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if shutdown.load(Relaxed) {
+                    return;
+                }
+                let started = Instant::now();
+                match spawn(&exe, &feed, &publish) {
+                    Ok(mut child) => {
+                        let pid = child.id();
+                        metrics.publisher_pid.store(u64::from(pid), Relaxed);
+                        tracing::info!(pid, "publisher started");
+                        let status = loop {
+                            if shutdown.load(Relaxed) {
+                                stop(&mut child);
+                                metrics.publisher_pid.store(0, Relaxed);
+                                return;
+                            }
+                            match child.try_wait() {
+                                Ok(Some(status)) => break Some(status),
+                                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                                Err(_) => break None,
+                            }
+                        };
+                        metrics.publisher_pid.store(0, Relaxed);
+                        match status {
+                            Some(s) => tracing::warn!(pid, status = %s, "publisher exited; restarting"),
+                            None => tracing::warn!(pid, "publisher lost; restarting"),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, exe = %exe.display(), "cannot start the publisher");
+                    }
+                }
+                if started.elapsed() > Duration::from_secs(10) {
+                    backoff = Duration::from_millis(100);
+                }
+                metrics.publisher_restarts.fetch_add(1, Relaxed);
+                let resume = Instant::now() + backoff;
+                while Instant::now() < resume {
+                    if shutdown.load(Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        })
+        .map_err(|e| Error::io("start the publisher supervisor", e))
+}
+
+fn spawn(exe: &PathBuf, feed: &str, publish: &str) -> std::io::Result<Child> {
+    Command::new(exe)
+        .arg("publisher")
+        .arg("--feed")
+        .arg(feed)
+        .arg("--publish")
+        .arg(publish)
+        .arg("--parent")
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+}
+
+fn stop(child: &mut Child) {
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Arguments of `reflex publisher` (started by the Manager; not meant to be run by hand).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublisherArgs {
+    /// The Manager's feed socket (connected with PULL).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub feed: String,
+    /// Where to broadcast actions (PUB, bound).
+    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4511")]
+    pub publish: String,
+    /// The Manager's process id: stop when it is gone.
+    #[arg(long, value_name = "PID")]
+    pub parent: Option<u32>,
+}
+
+/// Runs `reflex publisher`.
+pub fn main(args: &PublisherArgs) -> std::process::ExitCode {
+    let shutdown = crate::stop_on_signals();
+    let config = Config {
+        feed: args.feed.clone(),
+        publish: args.publish.clone(),
+        parent: args.parent,
+    };
+    match run(&config, shutdown) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("publisher: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! `reflex send`: one event to the Manager's events socket.
+
+use std::time::Duration;
+
+use reflex_core::event::MAX_SOURCE_LEN;
+use reflex_core::wire::{self, Envelope, MAX_ENVELOPE_LEN};
+use reflex_core::{Event, Value};
+
+use crate::Error;
+
+/// How long `reflex send` waits at most for its event to leave.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Builds the event `tag` from `source` with `key=value` fields, values read by
+/// [`Value::parse`] (integer, float, bool, else string).
+///
+/// ```
+/// use reflex_manager::send::build_event;
+/// use reflex_core::Value;
+/// let e = build_event("/client/load/web-1", &["load_avg=23.5".into(), "up=true".into()], "web-1", 1).unwrap();
+/// assert_eq!(e.get("load_avg"), Some(&Value::Float(23.5)));
+/// assert!(build_event("no-slash", &[], "h", 1).is_err());
+/// assert!(build_event("/t", &["novalue".into()], "h", 1).is_err());
+/// ```
+pub fn build_event(
+    tag: &str,
+    fields: &[String],
+    source: &str,
+    now_ms: u64,
+) -> Result<Event, Error> {
+    let mut e = Event::new(tag, "").map_err(|err| Error::core(format!("tag `{tag}`"), err))?;
+    e.source = reflex_core::event::make_source(source)
+        .map_err(|err| Error::core(format!("source `{source}`"), err))?;
+    e.time = now_ms;
+    e.seq = crate::clock::now_us();
+    for field in fields {
+        let (key, text) = field
+            .split_once('=')
+            .ok_or_else(|| Error::NotAField(field.clone()))?;
+        if key.is_empty() {
+            return Err(Error::NotAField(field.clone()));
+        }
+        let value =
+            Value::parse(text).map_err(|err| Error::core(format!("value of `{key}`"), err))?;
+        e.push(key, value)
+            .map_err(|err| Error::core(format!("field `{key}`"), err))?;
+    }
+    Ok(e)
+}
+
+/// This host's name, cut to [`MAX_SOURCE_LEN`] bytes (`localhost` when it cannot be read).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length, which is passed along.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if r == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let name = if name.is_empty() {
+        "localhost".to_string()
+    } else {
+        name
+    };
+    crate::reactions::clip(&name, MAX_SOURCE_LEN).to_string()
+}
+
+/// Pushes `event` to `to`, waiting at most [`LINGER`] for it to leave.
+pub fn send(event: &Event, to: &str) -> Result<(), Error> {
+    let mut buf = vec![0u8; MAX_ENVELOPE_LEN];
+    let n = wire::encode(&Envelope::new(event.clone()), &mut buf)
+        .map_err(|e| Error::core("event", e))?;
+    let ctx = zmq::Context::new();
+    let push = ctx
+        .socket(zmq::PUSH)
+        .map_err(|e| Error::socket("create", "events", e))?;
+    push.set_linger(LINGER.as_millis() as i32)
+        .map_err(|e| Error::socket("configure", to, e))?;
+    push.connect(to)
+        .map_err(|e| Error::socket("connect", to, e))?;
+    push.send(&buf[..n], zmq::DONTWAIT)
+        .map_err(|e| Error::Transfer {
+            what: "send",
+            socket: "events",
+            source: e,
+        })?;
+    drop(push);
+    drop(ctx);
+    Ok(())
+}
+
+/// Arguments of `reflex send`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SendArgs {
+    /// The event's tag, e.g. `/client/load/web-1`.
+    #[arg(value_name = "TAG", allow_hyphen_values = true)]
+    pub tag: String,
+    /// Fields as `key=value`; values read as integer, float, `true`/`false`, else string.
+    #[arg(value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+    /// The event's source. Default: this host's name.
+    #[arg(long, value_name = "ID")]
+    pub source: Option<String>,
+    /// The Manager's events socket.
+    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4510")]
+    pub to: String,
+}
+
+/// Runs `reflex send`: exit status 0 once the event is handed over, 1 with a message when
+/// the event is invalid or cannot be sent.
+pub fn main(args: &SendArgs) -> std::process::ExitCode {
+    let source = args.source.clone().unwrap_or_else(hostname);
+    let result = build_event(&args.tag, &args.fields, &source, crate::clock::now_ms())
+        .and_then(|e| send(&e, &args.to));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reflex send: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! `reflex watch`: a live, human-readable view of the Manager's watch stream.
+//!
+//! One line per event; reactions, action results and drop reports get their own shape:
+//!
+//! ```text
+//! 12:00:01.123  /client/load/web-1  web-1  load_avg=23.5 io_avg=1.2
+//! 12:00:01.124  REACTION reactions.exec.run  web-1  rule=load_avg ok code=0 output="done"
+//! 12:00:01.300  RESULT reactions.actor.run  web-1  id=17 ok code=0 output="restarted"
+//! 12:00:02.000  DROP loop  manager  count=3
+//! ```
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use reflex_core::tag::glob_match;
+use reflex_core::wire::{self, Body, MAX_ENVELOPE_LEN};
+use reflex_core::{Event, Value};
+
+use crate::Error;
+use crate::clock::time_of_day;
+
+/// The literal start of a glob (up to its first metacharacter): the subscription prefix, so
+/// the socket filters before the glob is checked.
+///
+/// ```
+/// assert_eq!(reflex_manager::watch::literal_prefix("/client/load/*"), "/client/load/");
+/// assert_eq!(reflex_manager::watch::literal_prefix("*"), "");
+/// ```
+pub fn literal_prefix(glob: &str) -> &str {
+    let end = glob.find(['*', '?', '[', '\\']).unwrap_or(glob.len());
+    &glob[..end]
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Str(s)
+            if s.is_empty()
+                || s.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=') =>
+        {
+            format!("{:?}", s.as_str())
+        }
+        other => other.to_string(),
+    }
+}
+
+fn fields<'e>(e: &'e Event, skip: &'e [&str]) -> impl Iterator<Item = String> + 'e {
+    e.data
+        .iter()
+        .filter(move |f| !skip.contains(&f.name.as_str()))
+        .map(|f| format!("{}={}", f.name, show(&f.value)))
+}
+
+/// One line for an event of the watch stream.
+///
+/// ```
+/// use reflex_core::{Event, Value};
+/// let mut e = Event::new("/client/load/web-1", "web-1").unwrap();
+/// e.push("load_avg", Value::Float(23.5)).unwrap();
+/// let line = reflex_manager::watch::format_event(&e);
+/// assert!(line.ends_with("  /client/load/web-1  web-1  load_avg=23.5"));
+/// ```
+pub fn format_event(e: &Event) -> String {
+    let time = time_of_day(e.time);
+    let tag = e.tag.as_str();
+    let flag = |e: &Event| match e.get("ok") {
+        Some(Value::Bool(true)) => "ok",
+        _ => "FAILED",
+    };
+    if let Some(rest) = tag.strip_prefix("/reflex/reaction/") {
+        let key = format!("reactions.{}", rest.replacen('/', ".", 1));
+        let rule = e.get("rule").map(show).unwrap_or_default();
+        let more: Vec<String> = fields(e, &["rule", "ok"]).collect();
+        return format!(
+            "{time}  REACTION {key}  {}  rule={rule} {} {}",
+            e.source,
+            flag(e),
+            more.join(" ")
+        )
+        .trim_end()
+        .to_string();
+    }
+    if tag.starts_with("/reflex/result/") {
+        let function = e.get("function").map(|v| v.to_string()).unwrap_or_default();
+        let id = e.get("id").map(show).unwrap_or_default();
+        let more: Vec<String> = fields(e, &["function", "id", "ok"]).collect();
+        return format!(
+            "{time}  RESULT {function}  {}  id={id} {} {}",
+            e.source,
+            flag(e),
+            more.join(" ")
+        )
+        .trim_end()
+        .to_string();
+    }
+    if let Some(reason) = tag.strip_prefix("/reflex/drop/") {
+        let more: Vec<String> = fields(e, &[]).collect();
+        return format!("{time}  DROP {reason}  {}  {}", e.source, more.join(" "))
+            .trim_end()
+            .to_string();
+    }
+    let more: Vec<String> = fields(e, &[]).collect();
+    format!("{time}  {tag}  {}  {}", e.source, more.join(" "))
+        .trim_end()
+        .to_string()
+}
+
+/// Subscribes to the watch socket at `from` and writes one line per event whose tag matches
+/// `glob` (all when `None`) to `out`, flushing each, until `stop` is set or `out` is closed.
+pub fn watch(
+    from: &str,
+    glob: Option<&str>,
+    out: &mut impl Write,
+    stop: &AtomicBool,
+) -> Result<(), Error> {
+    if let Some(g) = glob {
+        if !(g.starts_with('/') || g.starts_with(['*', '?', '['])) {
+            return Err(Error::BadGlob(g.to_string()));
+        }
+    }
+    let ctx = zmq::Context::new();
+    let sub = ctx
+        .socket(zmq::SUB)
+        .map_err(|e| Error::socket("create", "watch", e))?;
+    sub.set_linger(0)
+        .and_then(|_| sub.set_subscribe(glob.map(literal_prefix).unwrap_or("").as_bytes()))
+        .map_err(|e| Error::socket("configure", from, e))?;
+    sub.connect(from)
+        .map_err(|e| Error::socket("connect", from, e))?;
+    let mut tag = vec![0u8; 256];
+    let mut buf = vec![0u8; MAX_ENVELOPE_LEN + 1];
+    while !stop.load(Relaxed) {
+        let mut items = [sub.as_poll_item(zmq::POLLIN)];
+        match zmq::poll(&mut items, 200) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(zmq::Error::EINTR) => continue,
+            Err(e) => return Err(Error::socket("poll", from, e)),
+        }
+        loop {
+            let n = match sub.recv_into(&mut tag, zmq::DONTWAIT) {
+                Ok(n) => n,
+                Err(zmq::Error::EAGAIN) | Err(zmq::Error::EINTR) => break,
+                Err(e) => {
+                    return Err(Error::Transfer {
+                        what: "receive",
+                        socket: "watch",
+                        source: e,
+                    });
+                }
+            };
+            let _ = n;
+            if !sub.get_rcvmore().unwrap_or(false) {
+                continue;
+            }
+            let n = match sub.recv_into(&mut buf, 0) {
+                Ok(n) => n,
+                Err(_) => break,
+            };
+            while sub.get_rcvmore().unwrap_or(false) {
+                let _ = sub.recv_bytes(0);
+            }
+            let Ok(d) = wire::decode(&buf[..n.min(buf.len())]) else {
+                continue;
+            };
+            let Body::Event(e) = d.envelope.body else {
+                continue;
+            };
+            if glob.is_some_and(|g| !glob_match(g, &e.tag)) {
+                continue;
+            }
+            if writeln!(out, "{}", format_event(&e))
+                .and_then(|_| out.flush())
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_by_kind() {
+        let mut r = Event::new("/reflex/reaction/exec/run", "web-1").unwrap();
+        r.push("rule", Value::str("load_avg").unwrap()).unwrap();
+        r.push("ok", Value::Bool(true)).unwrap();
+        r.push("code", Value::Int(0)).unwrap();
+        r.push("output", Value::str("two words").unwrap()).unwrap();
+        let line = format_event(&r);
+        assert!(
+            line.ends_with(
+                "  REACTION reactions.exec.run  web-1  rule=load_avg ok code=0 output=\"two words\""
+            ),
+            "{line}"
+        );
+        let mut res = Event::new("/reflex/result/web-1", "web-1").unwrap();
+        res.push("id", Value::Int(5)).unwrap();
+        res.push("function", Value::str("reactions.actor.run").unwrap())
+            .unwrap();
+        res.push("ok", Value::Bool(false)).unwrap();
+        res.push("code", Value::Int(2)).unwrap();
+        let line = format_event(&res);
+        assert!(
+            line.ends_with("  RESULT reactions.actor.run  web-1  id=5 FAILED code=2"),
+            "{line}"
+        );
+        let mut d = Event::new("/reflex/drop/loop", "manager").unwrap();
+        d.push("count", Value::Int(3)).unwrap();
+        assert!(format_event(&d).ends_with("  DROP loop  manager  count=3"));
+        assert!(format_event(&Event::new("/x", "h").unwrap()).ends_with("  /x  h"));
+    }
+}
+
+/// Arguments of `reflex watch`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchArgs {
+    /// Show only events whose tag matches this glob (`*`, `?`, `[abc]`), e.g.
+    /// `/reflex/reaction/*`.
+    #[arg(long, value_name = "GLOB")]
+    pub tag: Option<String>,
+    /// The Manager's watch socket.
+    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4512")]
+    pub from: String,
+}
+
+/// Runs `reflex watch` until interrupted.
+pub fn main(args: &WatchArgs) -> std::process::ExitCode {
+    let stop = crate::stop_on_signals();
+    let mut out = std::io::stdout().lock();
+    match watch(&args.from, args.tag.as_deref(), &mut out, &stop) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reflex watch: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `reflex send` and `reflex watch` as a user runs them.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Manager, PATIENCE, Proc, reflex, send};
+
+const RULES: &str = r#"
+/client/load/*:
+  rules:
+    - load_avg:
+        rule: rules.simple.gt
+        threshold: 20
+        fire: always
+        reactions:
+          - reactions.log.print:
+              message: 'load {{ value }} on {{ event.source }}'
+"#;
+
+/// Starts `reflex watch` with `args`; its lines arrive on the returned channel.
+fn watch(args: &[&str]) -> (Proc, mpsc::Receiver<String>) {
+    let mut child = reflex()
+        .arg("watch")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Proc(child), rx)
+}
+
+/// Sends the event every half second until `rx` yields a line for which `want` holds;
+/// returns every line seen until then. (A new subscriber misses what is published before
+/// its subscription is up.)
+fn send_until(
+    m: &Manager,
+    rx: &mpsc::Receiver<String>,
+    want: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        m.send(
+            "/client/load/web-1",
+            &["load_avg=30", "note=two words"],
+            "web-1",
+        );
+        let until = Instant::now() + Duration::from_millis(500);
+        while let Ok(line) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            let done = want(&line);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+    panic!("watch never printed the expected line; got {lines:#?}");
+}
+
+#[test]
+fn watch_prints_events_and_reactions() {
+    let m = Manager::start("watch", RULES);
+    let (_all, all) = watch(&["--from", &m.watch]);
+    let (_reactions, only) = watch(&["--from", &m.watch, "--tag", "/reflex/reaction/*"]);
+    let lines = send_until(&m, &all, |l| l.contains("REACTION"));
+    let event = lines
+        .iter()
+        .find(|l| l.contains("/client/load/web-1"))
+        .expect("an event line");
+    assert!(
+        event.ends_with("  /client/load/web-1  web-1  load_avg=30 note=\"two words\""),
+        "{event}"
+    );
+    let time = &event[..12];
+    assert!(
+        time.as_bytes()[2] == b':' && time.as_bytes()[8] == b'.',
+        "{event}"
+    );
+    let reaction = lines.iter().find(|l| l.contains("REACTION")).unwrap();
+    assert!(
+        reaction.contains("REACTION reactions.log.print  web-1  rule=load_avg ok code=0"),
+        "{reaction}"
+    );
+    assert!(
+        reaction.contains("output=\"load 30 on web-1\""),
+        "{reaction}"
+    );
+
+    let filtered = send_until(&m, &only, |l| l.contains("REACTION"));
+    assert!(
+        filtered.iter().all(|l| l.contains("REACTION")),
+        "{filtered:#?}"
+    );
+}
+
+#[test]
+fn send_refuses_bad_events() {
+    let to = format!("tcp://127.0.0.1:{}", common::free_port());
+    let flags = ["--to", to.as_str(), "--source", "h"];
+    let bad_tag = send("no-slash", &[], &flags);
+    assert_eq!(bad_tag.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_tag.stderr).contains("tag"));
+
+    let fields: Vec<String> = (0..9).map(|i| format!("f{i}={i}")).collect();
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let too_many = send("/t", &fields, &flags);
+    assert_eq!(too_many.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&too_many.stderr).contains("more than 8 fields"));
+
+    let long = format!("s={}", "x".repeat(65));
+    let too_long = send("/t", &[long.as_str()], &flags);
+    assert_eq!(too_long.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&too_long.stderr).contains("longer than 64 bytes"));
+
+    let not_a_field = send("/t", &["novalue"], &flags);
+    assert_eq!(not_a_field.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_a_field.stderr).contains("KEY=VALUE"));
+}
+
+#[test]
+fn send_without_a_manager_returns_within_the_linger() {
+    let to = format!("tcp://127.0.0.1:{}", common::free_port());
+    let start = Instant::now();
+    let out = send("/t", &["x=1"], &["--to", &to]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
