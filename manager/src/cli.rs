@@ -28,6 +28,9 @@ pub enum Command {
     Send(reflex_manager::send::SendArgs),
     /// Print the Manager's live stream of events and reactions, one line each.
     Watch(reflex_manager::watch::WatchArgs),
+    /// Run the Manager, its Publisher, an Actor with host beacons and simulated hosts on
+    /// loopback with the example rulebook, printing the live stream; Ctrl-C stops everything.
+    Demo(reflex_manager::demo::DemoArgs),
 }
 
 /// Arguments of `reflex check`.

@@ -57,6 +57,9 @@ pub enum Error {
     /// The address given to `--metrics` is not `HOST:PORT`.
     #[error("`{0}` is not a HOST:PORT address for --metrics")]
     MetricsAddress(String),
+    /// `reflex demo` could not set up or keep its processes running.
+    #[error("{0}")]
+    Demo(String),
     /// A tag glob given to `reflex watch` is not usable.
     #[error("`{0}` is not a tag glob; tags start with `/` (or use `*`)")]
     BadGlob(String),

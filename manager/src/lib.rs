@@ -14,6 +14,7 @@
 //! * [`child`]: running programs with a timeout and bounded output.
 //! * [`metrics`]: counters and the `/metrics` HTTP endpoint.
 //! * [`send`] and [`watch`]: `reflex send` and `reflex watch`.
+//! * [`demo`]: `reflex demo`, everything on loopback with the example rulebook.
 //!
 //! The protocol between the processes is described in `docs/architecture.md`, and how to run
 //! them in `docs/operations.md`.
@@ -23,6 +24,7 @@ pub mod actions;
 pub mod child;
 pub mod clock;
 pub mod daemon;
+pub mod demo;
 pub mod error;
 pub mod metrics;
 pub mod publisher;

@@ -1,0 +1,322 @@
+//! `reflex demo`: the Manager, its Publisher, an Actor with host beacons, and a few simulated
+//! hosts, all on loopback, with the example rulebook; the live stream is printed until Ctrl-C
+//! (or `--duration`), and then every process is stopped.
+//!
+//! What it shows, within seconds:
+//! * the Actor's own beacons (`/client/load/…`, `/client/mem/…`) flowing in;
+//! * `web-1`'s simulated load climbing past 20: `load_avg` fires, an event goes to
+//!   `/reconfig/lb` and the `reactions.cloud.scale_up` plugin runs;
+//! * a simulated full disk on the Actor's host: `disk_full` fires, and `df -h` runs on the
+//!   Actor, whose result comes back to the Manager.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use reflex_core::wire::{self, Envelope, MAX_ENVELOPE_LEN};
+use reflex_core::{Event, Value};
+
+use crate::Error;
+
+/// The example rulebook, embedded so the demo needs no checkout.
+const RULEBOOK: &[(&str, &str)] = &[
+    ("load.yml", include_str!("../../rules/examples/load.yml")),
+    ("disk.yml", include_str!("../../rules/examples/disk.yml")),
+    (
+        "service.yml",
+        include_str!("../../rules/examples/service.yml"),
+    ),
+];
+/// The plugin the example rulebook uses.
+const SCALE_UP: &str = include_str!("../../rules/examples/plugins/reactions/cloud/scale_up");
+
+/// The demo Actor's id.
+pub const ACTOR_ID: &str = "demo-host";
+
+/// Arguments of `reflex demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Stop by itself after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u64>,
+}
+
+/// Runs the demo; the exit code is 0 after a clean stop.
+pub fn main(args: &DemoArgs) -> std::process::ExitCode {
+    let stop = crate::stop_on_signals();
+    if let Some(secs) = args.duration {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_secs(secs));
+            stop.store(true, Relaxed);
+        });
+    }
+    match run(&stop, &mut std::io::stdout()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reflex demo: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Endpoints of one demo run: free loopback ports.
+struct Ports {
+    events: String,
+    publish: String,
+    watch: String,
+    metrics: String,
+}
+
+fn free_port() -> Result<u16, Error> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("find a free port", e))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::io("find a free port", e))
+}
+
+impl Ports {
+    fn pick() -> Result<Ports, Error> {
+        Ok(Ports {
+            events: format!("tcp://127.0.0.1:{}", free_port()?),
+            publish: format!("tcp://127.0.0.1:{}", free_port()?),
+            watch: format!("tcp://127.0.0.1:{}", free_port()?),
+            metrics: format!("127.0.0.1:{}", free_port()?),
+        })
+    }
+}
+
+/// Kills and reaps the Manager when the demo ends, however it ends.
+struct ManagerChild(Child);
+
+impl Drop for ManagerChild {
+    fn drop(&mut self) {
+        // SIGTERM first, so the Manager stops its Publisher; then make sure.
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Removes the demo's directory when it ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes the rulebook and its plugin into `dir`.
+fn write_rulebook(dir: &Path) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let rules = dir.join("rules");
+    let plugin_dir = rules.join("plugins/reactions/cloud");
+    std::fs::create_dir_all(&plugin_dir).map_err(|e| Error::io("create the demo directory", e))?;
+    for (name, text) in RULEBOOK {
+        std::fs::write(rules.join(name), text)
+            .map_err(|e| Error::io("write the demo rulebook", e))?;
+    }
+    let plugin = plugin_dir.join("scale_up");
+    std::fs::write(&plugin, SCALE_UP).map_err(|e| Error::io("write the demo plugin", e))?;
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io("make the demo plugin executable", e))?;
+    Ok(rules)
+}
+
+/// The demo Actor: allowed to run `df -h` only, with load and memory beacons every 2 s.
+fn agent_config(ports: &Ports) -> Result<reflex_agent::AgentConfig, Error> {
+    let yaml = format!(
+        "id: {ACTOR_ID}\nmanager: {}\npublisher: {}\nheartbeat_s: 2\nallow:\n  run:\n    - [df, -h]\nbeacons:\n  - kind: load\n    interval_s: 2\n  - kind: memory\n    interval_s: 2\n",
+        ports.events, ports.publish
+    );
+    reflex_agent::AgentConfig::from_yaml_str(&yaml, "demo-agent.yml")
+        .map_err(|e| Error::Demo(e.to_string()))
+}
+
+/// Runs the demo until `stop` is set, writing the live stream to `out`.
+pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
+    let dir = std::env::temp_dir().join(format!("reflex-demo-{}", std::process::id()));
+    let _cleanup = TempDir(dir.clone());
+    let rules = write_rulebook(&dir)?;
+    let ports = Ports::pick()?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("find the reflex executable", e))?;
+
+    let _ = writeln!(
+        out,
+        "reflex demo: Manager on {}, Publisher on {}, watch on {}, metrics on http://{}/metrics",
+        ports.events, ports.publish, ports.watch, ports.metrics
+    );
+    let _ = writeln!(
+        out,
+        "reflex demo: rulebook {} (Ctrl-C stops everything)",
+        rules.display()
+    );
+    let manager = Command::new(&exe)
+        .arg("manager")
+        .arg("--rules")
+        .arg(&rules)
+        .args(["--events", &ports.events])
+        .args(["--publish", &ports.publish])
+        .args(["--watch", &ports.watch])
+        .args(["--metrics", &ports.metrics])
+        .args(["--feed", &format!("ipc://{}/feed.ipc", dir.display())])
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("start the Manager", e))?;
+    let mut manager = ManagerChild(manager);
+
+    // The live stream, printed by a watcher thread.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let watch_stop = stop.clone();
+    let watch_from = ports.watch.clone();
+    let watcher = thread::spawn(move || {
+        struct Lines(std::sync::mpsc::Sender<String>);
+        impl Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        crate::watch::watch(&watch_from, None, &mut Lines(tx), &watch_stop)
+    });
+
+    // The Actor and its beacons.
+    let agent_stop = Arc::new(AtomicBool::new(false));
+    let config = agent_config(&ports)?;
+    let agent = {
+        let agent_stop = agent_stop.clone();
+        thread::spawn(move || reflex_agent::run(config, agent_stop))
+    };
+
+    // Simulated hosts.
+    let ctx = zmq::Context::new();
+    let push = ctx
+        .socket(zmq::PUSH)
+        .map_err(|e| Error::socket("create", "events", e))?;
+    push.set_linger(0)
+        .map_err(|e| Error::socket("configure", "events", e))?;
+    push.set_sndhwm(1000)
+        .map_err(|e| Error::socket("configure", "events", e))?;
+    push.connect(&ports.events)
+        .map_err(|e| Error::socket("connect", &ports.events, e))?;
+
+    let start = Instant::now();
+    let mut next_tick = start;
+    let mut tick = 0u64;
+    let mut result = Ok(());
+    while !stop.load(Relaxed) {
+        if let Ok(Some(status)) = manager.0.try_wait() {
+            result = Err(Error::Demo(format!("the Manager exited early ({status})")));
+            break;
+        }
+        while let Ok(line) = rx.try_recv() {
+            let _ = out.write_all(line.as_bytes());
+        }
+        let _ = out.flush();
+        if Instant::now() >= next_tick {
+            simulate(&push, tick);
+            tick += 1;
+            next_tick += Duration::from_secs(1);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    let _ = writeln!(out, "reflex demo: stopping");
+    stop.store(true, Relaxed);
+    agent_stop.store(true, Relaxed);
+    if let Ok(Err(e)) = agent.join() {
+        let _ = writeln!(out, "reflex demo: the Actor stopped with an error: {e}");
+    }
+    drop(push);
+    drop(manager);
+    let _ = watcher.join();
+    while let Ok(line) = rx.try_recv() {
+        let _ = out.write_all(line.as_bytes());
+    }
+    let _ = writeln!(out, "reflex demo: stopped");
+    result
+}
+
+/// One second of simulated hosts: `web-1`'s load climbs by 8 a second from 4 and falls back
+/// after 15 s, `web-2` stays calm, and from the 4th second the Actor's host reports a disk 95%
+/// full.
+fn simulate(push: &zmq::Socket, tick: u64) {
+    let phase = tick % 30;
+    let web1 = if phase < 15 {
+        4.0 + 8.0 * phase as f64
+    } else {
+        2.0
+    };
+    send(
+        push,
+        "/client/load/web-1",
+        "web-1",
+        tick,
+        &[
+            ("load_avg", Value::Float(web1)),
+            ("io_avg", Value::Float(1.5)),
+        ],
+    );
+    send(
+        push,
+        "/client/load/web-2",
+        "web-2",
+        tick,
+        &[
+            ("load_avg", Value::Float(3.0)),
+            ("io_avg", Value::Float(0.5)),
+        ],
+    );
+    if tick >= 3 {
+        let used = if phase < 20 { 95 } else { 60 };
+        send(
+            push,
+            &format!("/client/disk/{ACTOR_ID}"),
+            ACTOR_ID,
+            tick,
+            &[
+                ("used_pct", Value::Int(used)),
+                ("mount", Value::str("/").unwrap_or(Value::Int(0))),
+            ],
+        );
+    }
+}
+
+fn send(push: &zmq::Socket, tag: &str, source: &str, seq: u64, fields: &[(&str, Value)]) {
+    let Ok(mut event) = Event::new(tag, source) else {
+        return;
+    };
+    event.time = crate::clock::now_ms();
+    event.seq = seq;
+    for (name, value) in fields {
+        let _ = event.push(name, value.clone());
+    }
+    let mut buf = [0u8; MAX_ENVELOPE_LEN];
+    if let Ok(n) = wire::encode(&Envelope::new(event), &mut buf) {
+        // A full queue drops the sample: the demo never blocks on the bus.
+        let _ = push.send(&buf[..n], zmq::DONTWAIT);
+    }
+}
