@@ -1,0 +1,104 @@
+//! What comes down the line: actions, decoded into a compact view of
+//! [`reflex_core::wire::Action`].
+//!
+//! [`reflex_core::wire::decode`] decodes any envelope into a [`reflex_core::wire::Body`] of
+//! about 2 KiB, and serde's temporaries for the largest action put 10 to 15 KiB on the stack
+//! of a Cortex-M: more than a 16 KiB device has. A device only ever acts on actions, with few
+//! arguments, so it reads the same bytes into [`DeviceAction`]: the same fields in the same
+//! order (postcard is not self-describing: the layout is the field order), with room for
+//! [`MAX_DEVICE_ARGS`] arguments. The envelope around it is checked as `wire::decode` does:
+//! version byte, the kind (the body's enum discriminant), the authentication tag, nothing
+//! after it. The host tests check that every action [`reflex_core::wire::encode`] writes
+//! decodes to the same fields here.
+
+use reflex_core::Error;
+use reflex_core::event::{Field, SourceId};
+use reflex_core::value::Value;
+use reflex_core::wire::{Auth, Key, Target, WIRE_VERSION};
+use serde::Deserialize;
+
+/// Most arguments of an action the device accepts; an action with more is
+/// [`Error::Malformed`] (counted, not answered).
+pub const MAX_DEVICE_ARGS: usize = 4;
+
+/// The kind byte of an action envelope: [`reflex_core::wire::Body::Action`]'s discriminant.
+const KIND_ACTION: u8 = 1;
+
+/// An action as the device holds it: [`reflex_core::wire::Action`] with at most
+/// [`MAX_DEVICE_ARGS`] arguments.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeviceAction {
+    /// Action id; the result carries it back.
+    pub id: u64,
+    /// The issuer.
+    pub source: SourceId,
+    /// Per-issuer sequence number.
+    pub seq: u64,
+    /// When it was issued, in milliseconds since the Unix epoch.
+    pub time: u64,
+    /// When it expires (0: never). The device has no wall clock: the gateway drops expired
+    /// actions before they reach the line.
+    pub expires: u64,
+    /// Which devices perform it: this device's id, or `*`.
+    pub target: Target,
+    /// The function key, such as `reactions.device.set_pin`.
+    pub function: Key,
+    /// Named arguments.
+    pub args: heapless::Vec<Field, MAX_DEVICE_ARGS>,
+}
+
+impl DeviceAction {
+    /// The first value of the argument `name`, if present.
+    pub fn arg(&self, name: &str) -> Option<&Value> {
+        self.args.iter().find(|f| f.name == name).map(|f| &f.value)
+    }
+}
+
+/// What one intact frame held.
+// The crate does not allocate, so the action is not boxed; the value lives on the stack of one
+// call only.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Downlink {
+    /// An action (for this device or not: the caller checks the target).
+    Action(DeviceAction),
+    /// A valid envelope version holding another kind (event, result, heartbeat), not read
+    /// further: the device has nothing to do with it.
+    Other,
+}
+
+/// Reads one deframed envelope.
+///
+/// Errors: [`Error::UnexpectedEnd`], [`Error::UnsupportedVersion`], [`Error::Malformed`]
+/// (including an action over the device's capacities), [`Error::AuthTooLong`],
+/// [`Error::TrailingBytes`].
+pub fn decode(bytes: &[u8]) -> Result<Downlink, Error> {
+    let (&version, payload) = bytes.split_first().ok_or(Error::UnexpectedEnd)?;
+    if version != WIRE_VERSION {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    let (&kind, body) = payload.split_first().ok_or(Error::UnexpectedEnd)?;
+    if kind != KIND_ACTION {
+        return if kind <= 3 {
+            Ok(Downlink::Other)
+        } else {
+            Err(Error::Malformed)
+        };
+    }
+    let (action, rest) = postcard::take_from_bytes::<DeviceAction>(body).map_err(de_error)?;
+    let (auth, rest) = postcard::take_from_bytes::<&[u8]>(rest).map_err(de_error)?;
+    if !rest.is_empty() {
+        return Err(Error::TrailingBytes);
+    }
+    if auth.len() > Auth::new().capacity() {
+        return Err(Error::AuthTooLong);
+    }
+    Ok(Downlink::Action(action))
+}
+
+fn de_error(e: postcard::Error) -> Error {
+    match e {
+        postcard::Error::DeserializeUnexpectedEnd => Error::UnexpectedEnd,
+        _ => Error::Malformed,
+    }
+}
