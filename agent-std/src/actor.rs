@@ -4,17 +4,22 @@
 //! For each message on the subscription (two frames: topic, envelope) the Actor, in order:
 //!
 //! 1. decodes it; bad bytes are counted and logged once per reason;
-//! 2. takes only actions, whose target is this agent's id or `*` (anything else is counted
+//! 2. verifies its signature with the Manager's public key (unless the agent is insecure):
+//!    an unsigned or forged envelope is dropped, counted and logged once, never answered;
+//! 3. takes only actions, whose target is this agent's id or `*` (anything else is counted
 //!    and not answered: it was not addressed to this agent);
-//! 3. looks the action up among the last [`RECENT_ACTIONS`]: a repeat is not performed again,
-//!    it gets the first outcome's result again (or nothing yet, while the first still runs);
-//! 4. refuses an expired action;
+//! 4. looks the action up among the last [`RECENT_ACTIONS`] ([`crate::recent`]): a repeat is
+//!    not performed again, it gets the first outcome's result again (or nothing yet, while the
+//!    first still runs); a replay (a copy of an action performed here and expired since, or
+//!    older than what the Actor remembers) is dropped, counted and not answered; an expired
+//!    action never performed here is refused;
 //! 5. performs `reactions.actor.run`, `reactions.actor.fire_event` or a plugin
 //!    `reactions.actor.<name>`, each only as far as the allow-list allows.
 //!
-//! Every action addressed to this agent gets a result, refusals included (`ok: false`,
-//! `code: -1`, the reason as output). Commands and plugins run on worker threads, at most
-//! [`MAX_RUNNING`] at once, so a slow command never holds up the next action.
+//! Every authentic action addressed to this agent gets a result, refusals included
+//! (`ok: false`, `code: -1`, the reason as output), except replays. Commands and plugins run
+//! on worker threads, at most [`MAX_RUNNING`] at once, so a slow command never holds up the
+//! next action.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use reflex_core::auth::{self, AuthError, Verifier};
 use reflex_core::event::make_tag;
 use reflex_core::wire::{self, Action, ActionResult, Body};
 use reflex_core::{Event, Value};
@@ -96,11 +102,19 @@ pub(crate) struct Actor {
     stats: Arc<Stats>,
     /// Reasons of bad messages already logged.
     logged: Vec<String>,
+    /// The Manager's key; `None` in insecure mode, where unsigned actions are accepted.
+    verifier: Option<Verifier>,
 }
 
 impl Actor {
-    pub(crate) fn new(config: &AgentConfig, outbox: Outbox, stats: Arc<Stats>) -> Actor {
+    pub(crate) fn new(
+        config: &AgentConfig,
+        outbox: Outbox,
+        stats: Arc<Stats>,
+        verifier: Option<Verifier>,
+    ) -> Actor {
         Actor {
+            verifier,
             id: config.id.clone(),
             allow: Arc::new(config.allow.clone()),
             plugins: config.plugins.clone(),
@@ -154,21 +168,48 @@ impl Actor {
             ));
             return;
         };
-        let action = match wire::decode(bytes) {
-            Ok(d) => match d.envelope.body {
-                Body::Action(a) => a,
-                other => {
-                    if Stats::bump(&self.stats.not_actions) == 0 {
-                        tracing::warn!(
-                            "ignoring a {} envelope on the subscription (counted)",
-                            other.kind()
-                        );
-                    }
-                    return;
-                }
-            },
+        let decoded = match wire::decode(bytes) {
+            Ok(d) => d,
             Err(e) => {
                 self.bad(format!("undecodable envelope: {e}"));
+                return;
+            }
+        };
+        if let Some(verifier) = &self.verifier {
+            match auth::verify(&decoded, bytes, verifier) {
+                Ok(()) => {}
+                Err(AuthError::Unauthenticated) => {
+                    if Stats::bump(&self.stats.unauthenticated) == 0 {
+                        tracing::warn!(
+                            "dropping unsigned actions: only actions signed with the Manager's \
+                             key are performed (counted; logged once)"
+                        );
+                    }
+                    tracing::debug!("unsigned {} dropped", decoded.envelope.body.kind());
+                    return;
+                }
+                Err(AuthError::BadTag) => {
+                    if Stats::bump(&self.stats.bad_signature) == 0 {
+                        tracing::warn!(
+                            "dropping actions whose signature does not verify with the \
+                             Manager's key: forged, altered, or signed with another key \
+                             (counted; logged once)"
+                        );
+                    }
+                    tracing::debug!("badly signed {} dropped", decoded.envelope.body.kind());
+                    return;
+                }
+            }
+        }
+        let action = match decoded.envelope.body {
+            Body::Action(a) => a,
+            other => {
+                if Stats::bump(&self.stats.not_actions) == 0 {
+                    tracing::warn!(
+                        "ignoring a {} envelope on the subscription (counted)",
+                        other.kind()
+                    );
+                }
                 return;
             }
         };
@@ -182,11 +223,32 @@ impl Actor {
             }
             return;
         }
-        let seen = self
-            .recent()
-            .check_in(&action.source, action.id, action.time);
+        if self.verifier.is_some() && action.expires == 0 {
+            self.refuse(&action, "no expiry: a signed action must expire");
+            return;
+        }
+        let seen = self.recent().check_in(&action, crate::now_ms());
         match seen {
             Seen::New => {}
+            Seen::Expired => {
+                self.refuse(&action, "expired");
+                return;
+            }
+            Seen::Replayed => {
+                if Stats::bump(&self.stats.replayed) == 0 {
+                    tracing::warn!(
+                        "dropping replayed actions: copies of actions performed here that have \
+                         expired since, or older than the ones this agent remembers (counted; \
+                         logged once)"
+                    );
+                }
+                tracing::debug!(
+                    "action {} (seq {}) replayed: dropped",
+                    action.id,
+                    action.seq
+                );
+                return;
+            }
             Seen::Running => {
                 Stats::bump(&self.stats.duplicates);
                 tracing::debug!("action {} repeated while it runs", action.id);
@@ -205,10 +267,6 @@ impl Actor {
             action.function.as_str(),
             action.source.as_str()
         );
-        if action.is_expired(crate::now_ms()) {
-            self.refuse(&action, "expired");
-            return;
-        }
         match self.perform(&action) {
             Ok(Some(done)) => self.finish(&action, done),
             Ok(None) => {}

@@ -22,7 +22,46 @@ pub struct Cli {
 
 /// The modes other than the default one.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Serial gateway: forwards a device's framed events to the Manager and its actions down
+    /// the line (see docs/firmware.md).
+    Gateway(GatewayArgs),
+}
+
+/// Options of `reflex-agent gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The serial line: a tty such as /dev/ttyUSB0, or a pseudo-terminal.
+    #[arg(long, value_name = "PATH")]
+    pub serial: PathBuf,
+    /// Baud rate of a tty.
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// The Manager's events endpoint.
+    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4510")]
+    pub manager: String,
+    /// The Publisher's endpoint.
+    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4511")]
+    pub publisher: String,
+    /// The gateway's id, in its log lines [default: gateway-<file name of PATH>].
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Seconds between two log lines of counters.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub stats_interval: u64,
+}
+
+fn run_gateway(args: GatewayArgs) -> Result<(), Error> {
+    let mut opts = reflex_agent::gateway::GatewayOptions::new(args.serial);
+    opts.baud = args.baud;
+    opts.manager = args.manager;
+    opts.publisher = args.publisher;
+    if let Some(id) = args.id {
+        opts.id = id;
+    }
+    opts.stats_every = std::time::Duration::from_secs(args.stats_interval.max(1));
+    reflex_agent::gateway::run(opts, shutdown_on_signal()?).map(|_| ())
+}
 
 /// Options of the default mode: the Actor plus the configured host beacons. Flags override
 /// the configuration file.
@@ -43,6 +82,16 @@ pub struct ActorArgs {
     /// The plugins directory: <DIR>/reactions/actor/<name> is reactions.actor.<name>.
     #[arg(long, value_name = "DIR")]
     pub plugins: Option<PathBuf>,
+    /// This agent's Ed25519 secret key file, which signs what it sends (overrides `key:`).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The Manager's Ed25519 public key file: only actions it signed are performed (overrides
+    /// `manager_key:`).
+    #[arg(long, value_name = "FILE")]
+    pub manager_key: Option<PathBuf>,
+    /// Lab mode: perform unsigned actions (sets `insecure: true`; excludes --manager-key).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl Cli {
@@ -50,7 +99,7 @@ impl Cli {
     pub fn run(self) -> Result<(), Error> {
         match self.command {
             None => run_actor(self.actor),
-            Some(command) => match command {},
+            Some(Command::Gateway(args)) => run_gateway(args),
         }
     }
 }
@@ -73,6 +122,15 @@ impl ActorArgs {
         }
         if let Some(plugins) = self.plugins {
             config.plugins = Some(plugins);
+        }
+        if let Some(key) = self.key {
+            config.key = Some(key);
+        }
+        if let Some(manager_key) = self.manager_key {
+            config.manager_key = Some(manager_key);
+        }
+        if self.insecure {
+            config.insecure = true;
         }
         Ok(config)
     }

@@ -6,6 +6,8 @@
 //! publisher: tcp://127.0.0.1:4511   # where actions are subscribed to
 //! plugins: /etc/reflex/plugins      # plugins dir: <plugins>/reactions/actor/<name>
 //! heartbeat_s: 5                    # seconds between heartbeats
+//! key: /etc/reflex/web-1.key        # this agent's secret key: signs what it sends
+//! manager_key: /etc/reflex/manager.pub  # the Manager's public key: actions must verify
 //! allow:                            # what the Actor may do; nothing when absent
 //!   run:
 //!     - [df, -h]
@@ -18,12 +20,13 @@
 //!     interval_s: 10
 //! ```
 //!
-//! Every key is optional except `id` (which the `--id` flag can give instead). Unknown keys are
-//! errors with the file, line and column.
+//! Every key is optional except `id` (which the `--id` flag can give instead), and `key` and
+//! `manager_key`, which only `insecure: true` (a lab) does without. Unknown keys are errors with
+//! the file, line and column.
 //!
 //! ```
 //! use reflex_agent::AgentConfig;
-//! let c = AgentConfig::from_yaml_str("id: web-1\nallow:\n  run: [[df, -h]]\n", "agent.yml").unwrap();
+//! let c = AgentConfig::from_yaml_str("id: web-1\ninsecure: true\nallow:\n  run: [[df, -h]]\n", "agent.yml").unwrap();
 //! assert_eq!(c.heartbeat_s, 5);
 //! assert!(c.allow.check_run(&["df", "-h"]).is_ok());
 //!
@@ -34,6 +37,7 @@
 use std::path::{Path, PathBuf};
 
 use reflex_beacons::host::HostBeaconSpec;
+use reflex_core::auth::{KeyKind, Signer, Verifier, keyfile};
 use reflex_core::event::MAX_SOURCE_LEN;
 use serde::Deserialize;
 
@@ -69,6 +73,18 @@ pub struct AgentConfig {
     /// Seconds between heartbeats.
     #[serde(default = "default_heartbeat_s")]
     pub heartbeat_s: u64,
+    /// This agent's Ed25519 secret key file (`reflex keys gen --name <id>`): signs its events,
+    /// results and heartbeats. Required unless `insecure`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// The Manager's Ed25519 public key file: the Actor performs only actions signed with the
+    /// Manager's secret key. Required unless `insecure`.
+    #[serde(default)]
+    pub manager_key: Option<PathBuf>,
+    /// Lab mode: accept unsigned actions (and send unsigned messages when there is no `key`).
+    /// Excludes `manager_key`.
+    #[serde(default)]
+    pub insecure: bool,
     /// What the Actor may do.
     #[serde(default)]
     pub allow: AllowList,
@@ -99,6 +115,9 @@ impl AgentConfig {
             publisher: default_publisher(),
             plugins: None,
             heartbeat_s: DEFAULT_HEARTBEAT_S,
+            key: None,
+            manager_key: None,
+            insecure: false,
             allow: AllowList::default(),
             beacons: Vec::new(),
         }
@@ -135,9 +154,33 @@ impl AgentConfig {
     }
 
     /// Checks what parsing cannot: an id is given and fits, the endpoints are given, the
-    /// heartbeat is positive, every beacon's settings are valid.
+    /// heartbeat is positive, the keys are given (or `insecure`), every beacon's settings are
+    /// valid. Key files are read by [`AgentConfig::load_keys`].
     pub fn validate(&self) -> Result<(), Error> {
         check_id(&self.id).map_err(Error::ConfigInvalid)?;
+        if self.insecure && self.manager_key.is_some() {
+            return Err(Error::ConfigInvalid(
+                "`insecure` and `manager_key` exclude each other: with the Manager's key, \
+                 unsigned actions are refused"
+                    .into(),
+            ));
+        }
+        if !self.insecure && self.manager_key.is_none() {
+            return Err(Error::ConfigInvalid(
+                "no `manager_key`: give the Manager's public key file (manager_key: or \
+                 --manager-key) so that only its signed actions are performed, or \
+                 `insecure: true` (--insecure), for a lab only, to accept unsigned actions"
+                    .into(),
+            ));
+        }
+        if !self.insecure && self.key.is_none() {
+            return Err(Error::ConfigInvalid(format!(
+                "no `key`: give this agent's secret key file (key: or --key; `reflex keys gen \
+                 --name {}` makes one) so the Manager accepts what it sends, or \
+                 `insecure: true` (--insecure), for a lab only",
+                self.id
+            )));
+        }
         if self.manager.is_empty() {
             return Err(Error::ConfigInvalid("`manager` is empty".into()));
         }
@@ -157,6 +200,41 @@ impl AgentConfig {
             })?;
         }
         Ok(())
+    }
+}
+
+impl AgentConfig {
+    /// Reads the key files: the signer of what the agent sends (`key`) and the verifier of the
+    /// actions it receives (`manager_key`), each `None` when not configured.
+    pub fn load_keys(&self) -> Result<(Option<Signer>, Option<Verifier>), Error> {
+        let read = |path: &Path, kind: KeyKind, what: &str| {
+            let file = keyfile::read(path).map_err(|e| Error::Key(e.to_string()))?;
+            if file.kind != kind {
+                return Err(Error::Key(format!(
+                    "{}: {what} must be {kind}, not {}",
+                    path.display(),
+                    file.kind
+                )));
+            }
+            Ok(file)
+        };
+        let signer = match &self.key {
+            Some(p) => Some(
+                read(p, KeyKind::Ed25519Secret, "key")?
+                    .signer()
+                    .map_err(|e| Error::Key(format!("{}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        let verifier = match &self.manager_key {
+            Some(p) => Some(
+                read(p, KeyKind::Ed25519Public, "manager_key")?
+                    .verifier()
+                    .map_err(|e| Error::Key(format!("{}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        Ok((signer, verifier))
     }
 }
 
@@ -217,6 +295,8 @@ manager: tcp://10.0.0.1:4510
 publisher: tcp://10.0.0.1:4511
 plugins: /etc/reflex/plugins
 heartbeat_s: 2
+key: /etc/reflex/web-1.key
+manager_key: /etc/reflex/manager.pub
 allow:
   run:
     - [df, -h]
@@ -237,6 +317,10 @@ beacons:
         assert_eq!(c.manager, "tcp://10.0.0.1:4510");
         assert_eq!(c.plugins.as_deref(), Some(Path::new("/etc/reflex/plugins")));
         assert_eq!(c.heartbeat_s, 2);
+        assert_eq!(
+            c.manager_key.as_deref(),
+            Some(Path::new("/etc/reflex/manager.pub"))
+        );
         assert_eq!(c.allow.run.len(), 3);
         assert!(
             c.allow
@@ -285,17 +369,46 @@ beacons:
         assert!(e.starts_with("agent.yml:"), "{e}");
     }
 
+    fn lab(id: &str) -> AgentConfig {
+        AgentConfig {
+            insecure: true,
+            ..AgentConfig::new(id)
+        }
+    }
+
+    #[test]
+    fn keys_or_insecure() {
+        let e = AgentConfig::new("web-1")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no `manager_key`") && e.contains("insecure"),
+            "{e}"
+        );
+        let mut c = AgentConfig::new("web-1");
+        c.manager_key = Some("/m.pub".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("no `key`") && e.contains("--name web-1"), "{e}");
+        c.key = Some("/w.key".into());
+        c.validate().unwrap();
+        c.insecure = true;
+        assert!(c.validate().unwrap_err().to_string().contains("exclude"));
+        lab("web-1").validate().unwrap();
+        assert!(lab("web-1").load_keys().unwrap().0.is_none());
+    }
+
     #[test]
     fn validation() {
-        let ok = AgentConfig::new("web-1");
+        let ok = lab("web-1");
         ok.validate().unwrap();
         for bad_id in ["web/1", "web 1", "web-*", &"x".repeat(MAX_SOURCE_LEN + 1)] {
-            assert!(AgentConfig::new(bad_id).validate().is_err(), "{bad_id}");
+            assert!(lab(bad_id).validate().is_err(), "{bad_id}");
         }
-        let mut c = AgentConfig::new("a");
+        let mut c = lab("a");
         c.heartbeat_s = 0;
         assert!(c.validate().is_err());
-        let mut c = AgentConfig::new("a");
+        let mut c = lab("a");
         c.manager.clear();
         assert!(c.validate().is_err());
     }

@@ -31,6 +31,9 @@ pub enum Error {
     /// The configuration parsed but a setting is missing or invalid; names the setting.
     #[error("invalid configuration: {0}")]
     ConfigInvalid(String),
+    /// A key file cannot be read, or is not the kind of key its setting needs.
+    #[error("{0}")]
+    Key(String),
     /// A beacon could not be built from its configuration.
     #[error("beacon {index} ({kind}): {source}")]
     Beacon {

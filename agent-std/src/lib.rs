@@ -19,7 +19,8 @@
 //! * [`allow`] holds the allow-list, and says why it is shaped as it is;
 //! * [`exec`] runs a command without a shell, with a timeout and bounded output;
 //! * [`actor`] receives, checks and performs actions;
-//! * [`recent`] makes repeated actions run at most once.
+//! * [`recent`] makes repeated actions run at most once;
+//! * [`gateway`] joins a device on a serial line to the bus (`reflex-agent gateway`).
 //!
 //! The protocol (sockets, topics, envelopes) is described in `docs/architecture.md`; the
 //! agent's use of it in `docs/agent.md`.
@@ -30,6 +31,7 @@ pub mod allow;
 pub mod config;
 mod error;
 pub mod exec;
+pub mod gateway;
 pub mod recent;
 mod runner;
 mod sender;
@@ -53,7 +55,19 @@ use stats::Stats;
 /// meanwhile is dropped and counted. Returns within about 200 ms of `shutdown` being set.
 pub fn run(config: AgentConfig, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
     config.validate()?;
+    let (signer, verifier) = config.load_keys()?;
     let beacons = runner::build(&config.id, &config.beacons)?;
+    if config.insecure {
+        tracing::warn!(
+            "INSECURE: this agent performs unsigned actions, which anyone who can publish to it \
+             can send; {}. For a lab only: give manager_key and key to secure it",
+            if signer.is_some() {
+                "what it sends is signed"
+            } else {
+                "what it sends is unsigned"
+            }
+        );
+    }
     let ctx = zmq::Context::new();
     let stats = Arc::new(Stats::default());
     let (outbox, sender) = sender::start(
@@ -61,6 +75,7 @@ pub fn run(config: AgentConfig, shutdown: Arc<AtomicBool>) -> Result<(), Error> 
         &config.manager,
         &config.id,
         Duration::from_secs(config.heartbeat_s),
+        signer,
         stats.clone(),
     )?;
     let started = actor::subscribe(&ctx, &config.publisher, &config.id).and_then(|socket| {
@@ -92,7 +107,7 @@ pub fn run(config: AgentConfig, shutdown: Arc<AtomicBool>) -> Result<(), Error> 
         config.allow.plugins.len(),
     );
 
-    let mut actor = actor::Actor::new(&config, outbox, stats.clone());
+    let mut actor = actor::Actor::new(&config, outbox, stats.clone(), verifier);
     let result = actor.run(&socket, &shutdown);
     drop(socket);
     shutdown.store(true, Ordering::Relaxed);

@@ -3,8 +3,11 @@
 //! ZeroMQ sockets are not thread-safe, so the beacon runner, the Actor and its workers hand
 //! what they send to the sender thread through a bounded queue ([`Outbox`]). The sender
 //! stamps each body with this agent's next sequence number (one counter for events, results
-//! and heartbeats alike, so the Manager sees one increasing sequence per source), encodes it
-//! and sends it without blocking. It also sends a heartbeat every `heartbeat_s` seconds, the
+//! and heartbeats alike, so the Manager sees one increasing sequence per source), encodes and
+//! signs it (with the agent's key, when it has one) and sends it without blocking. Sequence
+//! numbers are microseconds since the Unix epoch, and at least one more than the last: they
+//! keep increasing across restarts of the agent, as the Manager's replay window requires. It
+//! also sends a heartbeat every `heartbeat_s` seconds, the
 //! first one at once.
 //!
 //! Nothing here ever blocks a producer: a full queue, or a full socket (the Manager is down
@@ -16,7 +19,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use reflex_core::wire::{self, Body, Envelope, Heartbeat, MAX_ENVELOPE_LEN};
+use reflex_core::auth::{self, Signer};
+use reflex_core::wire::{Body, Heartbeat, MAX_ENVELOPE_LEN};
 
 use crate::Error;
 use crate::stats::Stats;
@@ -78,12 +82,14 @@ impl SenderThread {
     }
 }
 
-/// Connects a PUSH socket to `endpoint` and starts the sender thread.
+/// Connects a PUSH socket to `endpoint` and starts the sender thread, which signs what it
+/// sends with `signer` (unsigned when `None`).
 pub(crate) fn start(
     ctx: &zmq::Context,
     endpoint: &str,
     id: &str,
     heartbeat: Duration,
+    signer: Option<Signer>,
     stats: Arc<Stats>,
 ) -> Result<(Outbox, SenderThread), Error> {
     let socket = push_socket(ctx, endpoint)?;
@@ -92,7 +98,15 @@ pub(crate) fn start(
     let thread_stats = stats.clone();
     let handle = std::thread::Builder::new()
         .name("reflex-sender".into())
-        .spawn(move || sender_loop(socket, rx, hb, heartbeat, &thread_stats))
+        .spawn(move || {
+            let mut out = Out {
+                socket,
+                signer,
+                seq: 0,
+                buf: [0u8; MAX_ENVELOPE_LEN],
+            };
+            sender_loop(&mut out, rx, hb, heartbeat, &thread_stats)
+        })
         .map_err(|source| Error::Thread {
             what: "sender",
             source,
@@ -127,53 +141,64 @@ pub(crate) fn set_reconnect(s: &zmq::Socket) -> Result<(), Error> {
         .map_err(Error::zmq("set RECONNECT_IVL_MAX"))
 }
 
-fn sender_loop(
+/// The sender thread's socket, key, sequence counter and buffer.
+struct Out {
     socket: zmq::Socket,
+    signer: Option<Signer>,
+    seq: u64,
+    buf: [u8; MAX_ENVELOPE_LEN],
+}
+
+/// The next sequence number after `last`: now in microseconds since the Unix epoch, or
+/// `last + 1` when that is more.
+fn next_seq(last: u64) -> u64 {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    now_us.max(last.saturating_add(1))
+}
+
+fn sender_loop(
+    out: &mut Out,
     rx: Receiver<Msg>,
     mut hb: Heartbeat,
     every: Duration,
     stats: &Stats,
 ) {
-    let mut seq: u64 = 0;
-    let mut buf = [0u8; MAX_ENVELOPE_LEN];
     let mut next_hb = Instant::now();
     loop {
         let now = Instant::now();
         if now >= next_hb {
             hb.time = crate::now_ms();
-            send(
-                &socket,
-                Body::Heartbeat(hb.clone()),
-                &mut seq,
-                &mut buf,
-                stats,
-            );
+            send(out, Body::Heartbeat(hb.clone()), stats);
             next_hb += every;
             if next_hb <= now {
                 next_hb = now + every;
             }
         }
         match rx.recv_timeout(next_hb.saturating_duration_since(Instant::now())) {
-            Ok(Msg::Body(body)) => send(&socket, *body, &mut seq, &mut buf, stats),
+            Ok(Msg::Body(body)) => send(out, *body, stats),
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
         }
     }
     // Whatever was queued before the stop still goes out.
     while let Ok(Msg::Body(body)) = rx.try_recv() {
-        send(&socket, *body, &mut seq, &mut buf, stats);
+        send(out, *body, stats);
     }
 }
 
-fn send(socket: &zmq::Socket, mut body: Body, seq: &mut u64, buf: &mut [u8], stats: &Stats) {
-    *seq += 1;
+fn send(out: &mut Out, mut body: Body, stats: &Stats) {
+    out.seq = next_seq(out.seq);
+    let seq = out.seq;
     match &mut body {
-        Body::Event(e) => e.seq = *seq,
-        Body::Action(a) => a.seq = *seq,
-        Body::Result(r) => r.seq = *seq,
-        Body::Heartbeat(h) => h.seq = *seq,
+        Body::Event(e) => e.seq = seq,
+        Body::Action(a) => a.seq = seq,
+        Body::Result(r) => r.seq = seq,
+        Body::Heartbeat(h) => h.seq = seq,
     }
-    let n = match wire::encode(&Envelope::new(body), buf) {
+    let (socket, buf) = (&out.socket, &mut out.buf);
+    let n = match auth::encode(&body, out.signer.as_ref(), buf) {
         Ok(n) => n,
         Err(e) => {
             if stats.encode_errors.fetch_add(1, Ordering::Relaxed) == 0 {

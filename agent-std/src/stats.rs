@@ -26,6 +26,13 @@ pub(crate) struct Stats {
     pub bad_messages: AtomicU64,
     /// Envelopes that were not actions.
     pub not_actions: AtomicU64,
+    /// Actions without a signature, while the Manager's key is required.
+    pub unauthenticated: AtomicU64,
+    /// Actions whose signature does not verify with the Manager's key.
+    pub bad_signature: AtomicU64,
+    /// Actions refused as replays: performed already and now expired, or older than what this
+    /// Actor still remembers.
+    pub replayed: AtomicU64,
     /// Actions whose target does not name this agent.
     pub wrong_target: AtomicU64,
     /// Repeats of actions already seen.
@@ -48,8 +55,9 @@ impl fmt::Display for Stats {
         write!(
             f,
             "sent {}, dropped {} (queue {}, socket {}), encode errors {}, beacon events {}, \
-             beacon errors {}, received {}, bad {}, not actions {}, other targets {}, \
-             duplicates {}, refused {}, performed {}",
+             beacon errors {}, received {}, bad {}, not actions {}, unauthenticated {}, \
+             bad signature {}, replayed {}, other targets {}, duplicates {}, refused {}, \
+             performed {}",
             get(&self.sent),
             get(&self.dropped_queue) + get(&self.dropped_hwm),
             get(&self.dropped_queue),
@@ -60,6 +68,9 @@ impl fmt::Display for Stats {
             get(&self.received),
             get(&self.bad_messages),
             get(&self.not_actions),
+            get(&self.unauthenticated),
+            get(&self.bad_signature),
+            get(&self.replayed),
             get(&self.wrong_target),
             get(&self.duplicates),
             get(&self.refused),

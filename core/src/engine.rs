@@ -17,7 +17,7 @@
 
 use crate::event::Event;
 use crate::program::{ChainOp, Fire, GroupBy, Program, Rule};
-use crate::store::{GroupKey, Store};
+use crate::store::{GroupKey, Slot, Store};
 use crate::tag::TagIndex;
 use crate::value::Value;
 
@@ -87,7 +87,58 @@ pub fn evaluate<S: Store>(
     store: &mut S,
     event: &Event,
     now_ms: u64,
+    sink: impl FnMut(Firing<'_>),
+) -> Outcome {
+    evaluate_observed(program, store, event, now_ms, sink, |_| {})
+}
+
+/// What one rule evaluation did to its slot: enough to redo it on a copy of the store
+/// ([`Update::apply`]), which is how the Manager logs register state.
+#[derive(Debug, Clone, Copy)]
+pub struct Update<'a> {
+    /// The rule, index into [`Program::rules`].
+    pub rule: u32,
+    /// The group whose slot changed.
+    pub group: &'a str,
+    /// The evaluation time, in milliseconds.
+    pub time: u64,
+    /// The sample pushed into the window.
+    pub sample: f64,
+    /// The slot as the evaluation left it.
+    pub slot: &'a Slot,
+}
+
+impl Update<'_> {
+    /// Redoes the update on another slot: pushes the sample, then copies the flags.
+    ///
+    /// ```
+    /// use reflex_core::engine::Update;
+    /// use reflex_core::register::RegisterFn;
+    /// use reflex_core::store::Slot;
+    /// let mut live = Slot::new(10_000);
+    /// live.window.push(1_000, 5.0);
+    /// live.active = true;
+    /// let mut copy = Slot::new(10_000);
+    /// Update { rule: 0, group: "h", time: 1_000, sample: 5.0, slot: &live }.apply(&mut copy);
+    /// assert_eq!(copy, live);
+    /// ```
+    pub fn apply(&self, slot: &mut Slot) {
+        slot.window.push(self.time, self.sample);
+        slot.active = self.slot.active;
+        slot.last_fired = self.slot.last_fired;
+        slot.previous = self.slot.previous;
+    }
+}
+
+/// [`evaluate`], also calling `observe` with every slot the evaluation changed (before the
+/// rule's firing, if any, reaches `sink`).
+pub fn evaluate_observed<S: Store>(
+    program: &Program<'_>,
+    store: &mut S,
+    event: &Event,
+    now_ms: u64,
     mut sink: impl FnMut(Firing<'_>),
+    mut observe: impl FnMut(Update<'_>),
 ) -> Outcome {
     let mut out = Outcome::default();
     TagIndex::new(*program).for_each_match(&event.tag, |entry| {
@@ -97,7 +148,17 @@ pub fn evaluate<S: Store>(
         };
         for &r in program.rules_of(entry) {
             if let Some(rule) = program.rules.get(r as usize) {
-                evaluate_rule(program, store, event, now_ms, r, rule, &mut out, &mut sink);
+                evaluate_rule(
+                    program,
+                    store,
+                    event,
+                    now_ms,
+                    r,
+                    rule,
+                    &mut out,
+                    &mut sink,
+                    &mut observe,
+                );
             }
         }
     });
@@ -114,6 +175,7 @@ fn evaluate_rule<S: Store>(
     rule: &Rule,
     out: &mut Outcome,
     sink: &mut impl FnMut(Firing<'_>),
+    observe: &mut impl FnMut(Update<'_>),
 ) {
     let Some(value) = event.get(program.str(rule.field)) else {
         out.missing_field += 1;
@@ -167,6 +229,15 @@ fn evaluate_rule<S: Store>(
     }
     if fire {
         slot.last_fired = Some(now_ms);
+    }
+    observe(Update {
+        rule: r,
+        group: &group,
+        time: now_ms,
+        sample: number,
+        slot,
+    });
+    if fire {
         out.fired += 1;
         sink(Firing {
             rule: r,
@@ -451,6 +522,52 @@ mod tests {
         let mut s = Event::new("/client/load/h", "h").unwrap();
         s.push("a", Value::str("high").unwrap()).unwrap();
         assert_eq!(evaluate(&p, &mut store, &s, 20, |_| {}).not_numeric, 1);
+    }
+
+    #[test]
+    fn updates_replayed_on_a_copy_rebuild_the_store() {
+        let mut b = Builder::default();
+        let mut load = b.rule("load_avg", RuleFn::Gt, 20.0, RegisterFn::Avg);
+        load.cooldown_ms = 1_500;
+        let io = b.rule("io_avg", RuleFn::Gt, 20.0, RegisterFn::Max);
+        b.entry("/client/load/*", std::vec![load, io], &[]);
+        let p = b.build();
+        let mut live = MapStore::new(100);
+        let mut copy = MapStore::new(100);
+        let mut updates = 0;
+        for (i, v) in [10.0, 50.0, 5.0, 90.0, f64::NAN, 1.0, 70.0]
+            .into_iter()
+            .enumerate()
+        {
+            let t = i as u64 * 700;
+            for (source, field) in [("a", "load_avg"), ("b", "io_avg"), ("a", "io_avg")] {
+                evaluate_observed(
+                    &p,
+                    &mut live,
+                    &ev(source, field, v),
+                    t,
+                    |_| {},
+                    |u| {
+                        updates += 1;
+                        let rule = &p.rules[u.rule as usize];
+                        u.apply(copy.slot_mut(u.rule, u.group, rule.period_ms).unwrap());
+                    },
+                );
+            }
+        }
+        // Seven rounds of three events, less the round whose value is not a number.
+        assert_eq!(updates, 18);
+        let mut a: Vec<_> = live
+            .iter()
+            .map(|(r, g, s)| (r, g.to_string(), s.clone()))
+            .collect();
+        let mut c: Vec<_> = copy
+            .iter()
+            .map(|(r, g, s)| (r, g.to_string(), s.clone()))
+            .collect();
+        a.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+        c.sort_by(|x, y| (x.0, &x.1).cmp(&(y.0, &y.1)));
+        assert_eq!(a, c);
     }
 
     #[test]

@@ -12,10 +12,14 @@
 //! * [`program`]: a compiled rulebook as flat tables, and its reaction argument templates.
 //! * [`loader`]: `<role>.<module>.<function>` keys resolved once, at load time.
 //! * [`store`] and [`engine`]: per-rule, per-group state and the evaluation of one event.
+//! * `auth` (feature `auth`; Ed25519 with feature `ed25519`): authentication tags, key files
+//!   and replay windows.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod engine;
 pub mod error;
 pub mod event;

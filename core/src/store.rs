@@ -60,8 +60,8 @@ pub struct FixedStore<const N: usize> {
 }
 
 impl<const N: usize> FixedStore<N> {
-    /// An empty store.
-    pub fn new() -> Self {
+    /// An empty store; `const`, so firmware can keep one in a `static`.
+    pub const fn new() -> Self {
         FixedStore {
             map: heapless::index_map::FnvIndexMap::new(),
         }

@@ -13,12 +13,16 @@
 //!   again every [`RETRY_EVERY`] until then or until it expires: this covers actions lost
 //!   with a crashed Publisher or sent before the Actor's subscription was up. Actors perform
 //!   an action id at most once, so a resend never runs twice.
+//! * Every copy is authenticated once, when it is made, and a resend is the same bytes: with
+//!   the Manager's Ed25519 key, or, for a device with a key in the allow-list, with that
+//!   device's HMAC key (see [`crate::trust`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use reflex_core::auth::{self, MacKey, Signer};
 use reflex_core::tag::glob_match;
-use reflex_core::wire::{self, Action, Envelope, MAX_ENVELOPE_LEN};
+use reflex_core::wire::{self, Action, Body, MAX_ENVELOPE_LEN};
 
 use crate::metrics::{DropReason, Metrics};
 
@@ -150,6 +154,8 @@ pub struct Outbox {
     limit: usize,
     last_retry_scan: Instant,
     buf: Vec<u8>,
+    signer: Option<Signer>,
+    devices: HashMap<String, Signer>,
 }
 
 impl Outbox {
@@ -162,7 +168,19 @@ impl Outbox {
             limit: limit.max(1),
             last_retry_scan: Instant::now(),
             buf: vec![0u8; MAX_ENVELOPE_LEN],
+            signer: None,
+            devices: HashMap::new(),
         }
+    }
+
+    /// Authenticates every action from now on: with `signer` (the Manager's key; `None` for
+    /// unsigned actions), or with a device's HMAC key for an action addressed to that device.
+    pub fn set_signing(&mut self, signer: Option<Signer>, devices: HashMap<String, MacKey>) {
+        self.signer = signer;
+        self.devices = devices
+            .into_iter()
+            .map(|(id, key)| (id, Signer::Mac(key)))
+            .collect();
     }
 
     /// A fresh action id (also used as its sequence number).
@@ -203,7 +221,9 @@ impl Outbox {
                 continue;
             };
             copy.target = t;
-            let Ok(n) = wire::encode(&Envelope::new(copy.clone()), &mut self.buf) else {
+            let signer = self.devices.get(target).or(self.signer.as_ref());
+            let body = Body::Action(copy.clone());
+            let Ok(n) = auth::encode(&body, signer, &mut self.buf) else {
                 metrics.dropped(DropReason::ArgTooLong, 1);
                 continue;
             };
@@ -361,6 +381,47 @@ mod tests {
         // Silent actors are forgotten.
         known.prune(now + ACTOR_TTL + Duration::from_secs(1));
         assert!(known.is_empty());
+    }
+
+    /// Records the raw bytes it is given.
+    #[derive(Default)]
+    struct RawFeed(RefCell<Vec<Vec<u8>>>);
+
+    impl Feed for RawFeed {
+        fn try_send(&self, bytes: &[u8]) -> bool {
+            self.0.borrow_mut().push(bytes.to_vec());
+            true
+        }
+    }
+
+    #[test]
+    fn actions_are_signed_and_device_actions_tagged_with_the_device_key() {
+        use reflex_core::auth::{SecretKey, Verifier};
+        let m = Metrics::new(vec![]);
+        let feed = RawFeed::default();
+        let known = KnownActors::new(10);
+        let manager = SecretKey::from_seed([1; 32]);
+        let device = MacKey::from_bytes([2; 32]);
+        let mut o = Outbox::new(10);
+        o.set_signing(
+            Some(Signer::Ed25519(manager.clone())),
+            HashMap::from([("node-7".to_string(), device.clone())]),
+        );
+        let now = Instant::now();
+        for target in ["web-1", "node-7"] {
+            let a = action(&mut o, target);
+            o.submit(a, &known, &feed, &m, now).unwrap();
+        }
+        let sent = feed.0.borrow();
+        let check = |bytes: &[u8], v: &Verifier| {
+            let d = wire::decode(bytes).unwrap();
+            auth::verify(&d, bytes, v)
+        };
+        let signature = Verifier::Ed25519(manager.public());
+        let mac = Verifier::Mac(device);
+        assert!(check(&sent[0], &signature).is_ok());
+        assert!(check(&sent[1], &mac).is_ok());
+        assert!(check(&sent[1], &signature).is_err());
     }
 
     #[test]

@@ -28,9 +28,15 @@ pub enum Command {
     Send(reflex_manager::send::SendArgs),
     /// Print the Manager's live stream of events and reactions, one line each.
     Watch(reflex_manager::watch::WatchArgs),
+    /// Reload the running Manager's rulebook: ask it over its metrics endpoint and print the
+    /// outcome (default), or send it SIGHUP (`--pid`, `--state`).
+    Reload(reflex_manager::reload::ReloadArgs),
     /// Run the Manager, its Publisher, an Actor with host beacons and simulated hosts on
     /// loopback with the example rulebook, printing the live stream; Ctrl-C stops everything.
     Demo(reflex_manager::demo::DemoArgs),
+    /// Generate keys: an Ed25519 key pair for the Manager or an agent, or a device's HMAC
+    /// key (`reflex keys gen`).
+    Keys(reflex_manager::keys::KeysArgs),
 }
 
 /// Arguments of `reflex check`.

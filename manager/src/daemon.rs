@@ -7,16 +7,21 @@
 //! watch PUB socket and the feed PUSH socket. It never waits on anything but the poll: the
 //! worker queue, the inproc queue and the feed are all tried without blocking, and what does
 //! not fit is dropped and counted (actions wait in the outbox instead).
+//!
+//! With `--state`, every register update is also handed to the state writer ([`crate::state`])
+//! without waiting; a reloaded rulebook ([`crate::reload`]) is swapped in on this thread
+//! between two events.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
 use reflex_core::engine;
 use reflex_core::event::{MAX_HOPS, SourceId, make_source};
-use reflex_core::program::{Context, Program, Reaction};
+use reflex_core::program::{Context, Reaction};
 use reflex_core::store::MapStore;
 use reflex_core::value::Value;
 use reflex_core::wire::{self, Action, ActionResult, Body, Envelope, MAX_ENVELOPE_LEN};
@@ -27,7 +32,10 @@ use crate::Error;
 use crate::actions::{ACTION_TTL_MS, KnownActors, Outbox};
 use crate::metrics::{DropReason, Metrics, Queue};
 use crate::reactions::{Job, Pool, Table, clip, report_event};
+use crate::reload::{self, Swap};
 use crate::render::Args;
+use crate::state::{self, Persist, StateDir};
+use crate::trust::{Security, Trust};
 use crate::{clock, publisher};
 
 /// Register slots (rule × group) the Manager keeps at most; past that, new groups are not
@@ -41,6 +49,8 @@ pub const INTERNAL_ENDPOINT: &str = "inproc://reflex-internal";
 const BATCH: usize = 1024;
 /// How often queues are flushed and gauges updated.
 const TICK: Duration = Duration::from_millis(100);
+/// How often an insecure Manager repeats its warning.
+pub const INSECURE_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// How to run a Manager.
 #[derive(Debug, Clone)]
@@ -58,7 +68,8 @@ pub struct Config {
     /// Endpoint of the feed PUSH socket to the Publisher (bound); `None` for
     /// `ipc://$TMPDIR/reflex-feed-<pid>.ipc`.
     pub feed: Option<String>,
-    /// Reserved for register persistence.
+    /// Where register state is kept across restarts (see [`crate::state`]); `None` keeps it
+    /// in memory only.
     pub state: Option<PathBuf>,
     /// `HOST:PORT` of the metrics HTTP server; `None` for none.
     pub metrics: Option<String>,
@@ -70,6 +81,13 @@ pub struct Config {
     pub queue: usize,
     /// The `reflex` executable to start as the Publisher; `None` to start none.
     pub publisher: Option<PathBuf>,
+    /// The Manager's Ed25519 secret key, which signs actions.
+    pub key: Option<PathBuf>,
+    /// The directory of allow-listed keys: `<id>.pub` for agents, `<id>.mac` for devices.
+    pub trust: Option<PathBuf>,
+    /// Lab mode: accept unauthenticated messages from sources without a key, and run without
+    /// `key` and `trust`.
+    pub insecure: bool,
 }
 
 impl Config {
@@ -88,6 +106,9 @@ impl Config {
             workers: 4,
             queue: 10_000,
             publisher: None,
+            key: None,
+            trust: None,
+            insecure: false,
         }
     }
 
@@ -124,17 +145,53 @@ pub fn load(config: &Config) -> Result<(Compiled, Catalog, Table), Error> {
 
 /// Runs a Manager until `shutdown` is set.
 pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
-    let (compiled, _catalog, table) = load(&config)?;
-    if let Some(state) = &config.state {
-        tracing::info!(
-            state = %state.display(),
-            "--state is reserved for register persistence; registers are kept in memory"
-        );
-    }
+    run_reloadable(config, shutdown, Arc::new(AtomicBool::new(false)))
+}
+
+/// Runs a Manager until `shutdown` is set, reloading its rulebook whenever `reload` is set
+/// (SIGHUP) or `POST /reload` arrives on the metrics endpoint.
+pub fn run_reloadable(
+    config: Config,
+    shutdown: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    let (compiled, catalog, table) = load(&config)?;
+    let Security { signer, trust } = Security::load(
+        config.key.as_deref(),
+        config.trust.as_deref(),
+        config.insecure,
+    )?;
+    let (store, state_dir, generation, torn) = match &config.state {
+        Some(dir) => {
+            let (store, dir, generation, torn) = restore_state(dir, &compiled)?;
+            (store, Some(dir), generation, torn)
+        }
+        None => (MapStore::new(STORE_SLOTS), None, 0, 0),
+    };
     let id =
         make_source(&config.id).map_err(|e| Error::core(format!("--id `{}`", config.id), e))?;
     let table = Arc::new(table);
     let metrics = Arc::new(Metrics::new(table.keys().to_vec()));
+    metrics.insecure.store(u64::from(config.insecure), Relaxed);
+    metrics.state.restored.store(store.len() as u64, Relaxed);
+    metrics.state.torn.store(torn, Relaxed);
+    let persist = match state_dir {
+        Some(dir) => Some(Persist::start(
+            dir,
+            generation,
+            &compiled.program(),
+            &store,
+            metrics.state.clone(),
+        )?),
+        None => None,
+    };
+    let (reload_requests, swaps) = reload::start(
+        config.rules.clone(),
+        catalog,
+        reload,
+        shutdown.clone(),
+        metrics.reloads.clone(),
+    )?;
     let queue = config.queue.max(1);
     let hwm = i32::try_from(queue).unwrap_or(i32::MAX);
     let feed_endpoint = config.feed_endpoint();
@@ -158,7 +215,11 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
     let feed = socket(zmq::PUSH, "feed", &feed_endpoint)?;
 
     let metrics_addr = match &config.metrics {
-        Some(addr) => Some(crate::metrics::serve(addr, metrics.clone())?),
+        Some(addr) => Some(crate::metrics::serve_with_reload(
+            addr,
+            metrics.clone(),
+            Some(reload_requests),
+        )?),
         None => None,
     };
     let pool = Pool::start(
@@ -189,12 +250,25 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
         metrics = %metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         "manager ready"
     );
+    if config.insecure {
+        warn_insecure(signer.is_some(), &trust);
+    } else {
+        tracing::info!(
+            key = %config.key.as_deref().unwrap_or(std::path::Path::new("")).display(),
+            trusted = trust.len(),
+            "actions signed; only allow-listed, authenticated, fresh messages accepted"
+        );
+    }
+    let mut outbox = Outbox::new(queue);
+    outbox.set_signing(signer.clone(), trust.device_keys());
 
     let mut event_loop = EventLoop {
-        program: compiled.program(),
-        store: MapStore::new(STORE_SLOTS),
+        rulebook: Arc::new(compiled),
+        store,
+        persist,
+        swaps,
         pool,
-        outbox: Outbox::new(queue),
+        outbox,
         known: KnownActors::new(MAX_KNOWN_ACTORS),
         metrics,
         events,
@@ -209,11 +283,22 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
         firings: Vec::new(),
         reported: [0; DropReason::ALL.len()],
         last_report: Instant::now(),
+        trust,
+        signed: signer.is_some(),
+        insecure_warned: Instant::now(),
     };
     let result = event_loop.run(&shutdown);
     tracing::info!("manager stopping");
     shutdown.store(true, Relaxed);
-    let EventLoop { pool, .. } = event_loop;
+    let EventLoop {
+        pool,
+        persist,
+        store,
+        ..
+    } = event_loop;
+    if let Some(p) = persist {
+        p.stop(&store);
+    }
     pool.stop(Duration::from_secs(2));
     if let Some(s) = supervisor {
         let _ = s.join();
@@ -224,6 +309,24 @@ pub fn run(config: Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
     result
 }
 
+/// Opens the state directory and restores the registers of `compiled` from it; returns the
+/// store, the locked directory, the generation to continue after and the damaged records met.
+fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(MapStore, StateDir, u64, u64), Error> {
+    let locked = StateDir::open(dir)?;
+    let restored = state::restore(dir, &compiled.program(), STORE_SLOTS)?;
+    tracing::info!(
+        state = %dir.display(),
+        slots = restored.store.len(),
+        snapshot_slots = restored.snapshot_slots,
+        log_records = restored.replayed,
+        torn = restored.torn,
+        dropped_unknown_rules = restored.unknown,
+        dropped_store_full = restored.full,
+        "registers restored"
+    );
+    Ok((restored.store, locked, restored.generation, restored.torn))
+}
+
 /// A rule that fired, with what its reactions are rendered from.
 struct Fired {
     rule: u32,
@@ -231,9 +334,14 @@ struct Fired {
     value: Option<Value>,
 }
 
-struct EventLoop<'p> {
-    program: Program<'p>,
+struct EventLoop {
+    /// The running rulebook; replaced by a reload.
+    rulebook: Arc<Compiled>,
     store: MapStore,
+    /// Register persistence, with `--state`.
+    persist: Option<Persist>,
+    /// Rulebooks compiled by the reloader, to swap in.
+    swaps: Receiver<Swap>,
     pool: Pool,
     outbox: Outbox,
     known: KnownActors,
@@ -251,9 +359,30 @@ struct EventLoop<'p> {
     firings: Vec<Fired>,
     reported: [u64; DropReason::ALL.len()],
     last_report: Instant,
+    /// Checks every message from the events socket.
+    trust: Trust,
+    /// Whether actions are signed.
+    signed: bool,
+    /// When the insecure warning was last logged.
+    insecure_warned: Instant,
 }
 
-impl EventLoop<'_> {
+/// The loud warning of lab mode, at start and every [`INSECURE_WARNING_EVERY`].
+fn warn_insecure(signed: bool, trust: &Trust) {
+    tracing::warn!(
+        "INSECURE: --insecure accepts unauthenticated events from any source without a key \
+         ({} allow-listed) and {}; anyone who reaches the events socket can trigger reactions. \
+         For a lab only: give --key and --trust to secure it",
+        trust.len(),
+        if signed {
+            "signs actions"
+        } else {
+            "sends unsigned actions, which Actors accept only when insecure too"
+        }
+    );
+}
+
+impl EventLoop {
     fn run(&mut self, shutdown: &AtomicBool) -> Result<(), Error> {
         let mut next_tick = Instant::now() + TICK;
         while !shutdown.load(Relaxed) {
@@ -325,7 +454,16 @@ impl EventLoop<'_> {
                 continue;
             }
             let body = match wire::decode(&self.buf[..n]) {
-                Ok(d) => d.envelope.body,
+                Ok(d) => {
+                    // What workers hand back was made in this process; the rest is checked.
+                    if external {
+                        if let Err(reason) = self.trust.check(&d, &self.buf[..n], clock::now_ms()) {
+                            self.metrics.dropped(reason, 1);
+                            continue;
+                        }
+                    }
+                    d.envelope.body
+                }
                 Err(e) => {
                     self.metrics.dropped(DropReason::of_decode(e), 1);
                     tracing::debug!(error = %e, "undecodable message dropped");
@@ -374,17 +512,26 @@ impl EventLoop<'_> {
         if !published {
             self.publish_watch(&e);
         }
-        let program = self.program;
+        let rulebook = self.rulebook.clone();
+        let program = rulebook.program();
         let now_ms = clock::now_ms();
         let mut firings = std::mem::take(&mut self.firings);
         firings.clear();
-        let outcome = engine::evaluate(&program, &mut self.store, &e, now_ms, |f| {
+        let mut sink = |f: engine::Firing<'_>| {
             firings.push(Fired {
                 rule: f.rule,
                 register: f.register,
                 value: f.value.cloned(),
             })
-        });
+        };
+        let outcome = match &mut self.persist {
+            Some(p) => {
+                engine::evaluate_observed(&program, &mut self.store, &e, now_ms, &mut sink, |u| {
+                    p.record(&u)
+                })
+            }
+            None => engine::evaluate(&program, &mut self.store, &e, now_ms, &mut sink),
+        };
         let m = &self.metrics;
         m.rules_evaluated
             .fetch_add(u64::from(outcome.evaluated), Relaxed);
@@ -429,7 +576,8 @@ impl EventLoop<'_> {
 
     /// Renders a remote reaction into an action and hands it to the outbox.
     fn send_action(&mut self, reaction: &Reaction, ctx: &Context<'_>, rule: &str, now_ms: u64) {
-        let program = self.program;
+        let rulebook = self.rulebook.clone();
+        let program = rulebook.program();
         let key = program.str(reaction.key);
         let mut target = crate::render::text(&program, reaction.target, ctx);
         if target.is_empty() {
@@ -493,7 +641,8 @@ impl EventLoop<'_> {
         target: &str,
         now_ms: u64,
     ) -> Result<Action, String> {
-        let program = self.program;
+        let rulebook = self.rulebook.clone();
+        let program = rulebook.program();
         let mut a = Action::new(id, key, target)
             .map_err(|e| format!("target `{}`: {e}", clip(target, 80)))?;
         a.source = self.id.clone();
@@ -546,8 +695,31 @@ impl EventLoop<'_> {
         }
     }
 
+    /// Swaps in a reloaded rulebook: slots follow their rules by name.
+    fn swap(&mut self, swap: Swap) {
+        let Swap { compiled, answer } = swap;
+        let old = std::mem::replace(&mut self.rulebook, Arc::new(compiled));
+        let program = self.rulebook.program();
+        let kept = state::renumber(&mut self.store, &old.program(), &program);
+        if let Some(p) = &mut self.persist {
+            p.reloaded(&program);
+        }
+        self.metrics.reloads.ok.fetch_add(1, Relaxed);
+        let summary = self.rulebook.summary();
+        tracing::info!(%summary, slots_kept = kept, "rulebook reloaded");
+        if let Some(a) = answer {
+            let _ = a.send(Ok(summary.to_string()));
+        }
+    }
+
     fn tick(&mut self) {
         let now = Instant::now();
+        if let Ok(swap) = self.swaps.try_recv() {
+            self.swap(swap);
+        }
+        if let Some(p) = &mut self.persist {
+            p.tick(&self.store);
+        }
         self.outbox
             .tick(&self.feed, &self.metrics, now, clock::now_ms());
         let m = &self.metrics;
@@ -555,6 +727,12 @@ impl EventLoop<'_> {
         m.set_queue(Queue::Internal, self.backlog.len());
         m.set_queue(Queue::ActionsPending, self.outbox.pending());
         m.set_queue(Queue::ActionsUnacked, self.outbox.unacked());
+        if self.trust.is_insecure()
+            && now.saturating_duration_since(self.insecure_warned) >= INSECURE_WARNING_EVERY
+        {
+            self.insecure_warned = now;
+            warn_insecure(self.signed, &self.trust);
+        }
         if now.saturating_duration_since(self.last_report) >= Duration::from_secs(1) {
             self.last_report = now;
             self.known.prune(now);
@@ -649,7 +827,8 @@ pub struct ManagerArgs {
     /// `ipc://$TMPDIR/reflex-feed-<pid>.ipc`.
     #[arg(long, value_name = "ENDPOINT")]
     pub feed: Option<String>,
-    /// Reserved for register persistence (accepted; registers are kept in memory for now).
+    /// Keep register state in DIR (snapshot and log), restored at start, so a restart or a
+    /// crash loses no window, armed edge or cooldown; also where `manager.pid` is written.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Address of the Prometheus endpoint (`GET /metrics`); `off` for none.
@@ -665,6 +844,19 @@ pub struct ManagerArgs {
     /// for a worker, actions waiting for the Publisher.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub queue: u32,
+    /// The Manager's Ed25519 secret key (`reflex keys gen --name manager`): signs every
+    /// action.
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    /// The allow-list: a directory of `<id>.pub` (an agent's public key) and `<id>.mac` (a
+    /// device's key) files. Messages from other sources, unsigned, forged or replayed ones are
+    /// dropped and counted.
+    #[arg(long, value_name = "DIR")]
+    pub trust: Option<PathBuf>,
+    /// Lab mode: run without --key and --trust, accepting unauthenticated messages from
+    /// sources without a key. Warned about loudly, and exposed as `reflex_insecure 1`.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl ManagerArgs {
@@ -686,15 +878,20 @@ impl ManagerArgs {
             workers: usize::from(self.workers),
             queue: self.queue as usize,
             publisher: Some(exe),
+            key: self.key.clone(),
+            trust: self.trust.clone(),
+            insecure: self.insecure,
         })
     }
 }
 
 /// Runs `reflex manager`: exit status 0 after a clean stop (SIGINT, SIGTERM), 1 when the
-/// rulebook is invalid or a socket cannot be bound.
+/// rulebook is invalid or a socket cannot be bound. SIGHUP reloads the rulebook.
 pub fn main(args: &ManagerArgs) -> std::process::ExitCode {
-    let shutdown = crate::stop_on_signals();
-    let result = args.config().and_then(|c| run(c, shutdown));
+    let (shutdown, reload) = crate::manager_signals();
+    let result = args
+        .config()
+        .and_then(|c| run_reloadable(c, shutdown, reload));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(Error::Rulebook(errors)) => {

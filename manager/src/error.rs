@@ -60,6 +60,9 @@ pub enum Error {
     /// `reflex demo` could not set up or keep its processes running.
     #[error("{0}")]
     Demo(String),
+    /// A key cannot be made, read or used, or the Manager lacks the keys it needs to run.
+    #[error("{0}")]
+    Auth(String),
     /// A tag glob given to `reflex watch` is not usable.
     #[error("`{0}` is not a tag glob; tags start with `/` (or use `*`)")]
     BadGlob(String),

@@ -15,6 +15,9 @@
 //! * [`metrics`]: counters and the `/metrics` HTTP endpoint.
 //! * [`send`] and [`watch`]: `reflex send` and `reflex watch`.
 //! * [`demo`]: `reflex demo`, everything on loopback with the example rulebook.
+//! * [`state`] and [`reload`]: registers kept across restarts under `--state`, and rulebook
+//!   reloads (SIGHUP, `reflex reload`).
+//! * [`keys`] and [`trust`]: `reflex keys gen`, and what the Manager signs with and believes.
 //!
 //! The protocol between the processes is described in `docs/architecture.md`, and how to run
 //! them in `docs/operations.md`.
@@ -26,11 +29,15 @@ pub mod clock;
 pub mod daemon;
 pub mod demo;
 pub mod error;
+pub mod keys;
 pub mod metrics;
 pub mod publisher;
 pub mod reactions;
+pub mod reload;
 pub mod render;
 pub mod send;
+pub mod state;
+pub mod trust;
 pub mod watch;
 
 pub use error::Error;
@@ -58,4 +65,24 @@ pub fn stop_on_signals() -> Arc<AtomicBool> {
         tracing::warn!(error = %e, "cannot install the signal handler");
     }
     flag
+}
+
+/// The Manager's signals: SIGINT and SIGTERM set the first flag (stop), SIGHUP the second
+/// (reload the rulebook). A second SIGINT or SIGTERM while stopping exits at once (status 1).
+pub fn manager_signals() -> (Arc<AtomicBool>, Arc<AtomicBool>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as it was before this signal set it.
+        let conditional = signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone());
+        let plain = signal_hook::flag::register(sig, stop.clone());
+        if let Err(e) = conditional.and(plain) {
+            tracing::warn!(error = %e, signal = sig, "cannot install the signal handler");
+        }
+    }
+    if let Err(e) = signal_hook::flag::register(SIGHUP, hup.clone()) {
+        tracing::warn!(error = %e, "cannot install the SIGHUP handler; reload with POST /reload");
+    }
+    (stop, hup)
 }

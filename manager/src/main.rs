@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         Command::Publisher(args) => reflex_manager::publisher::main(&args),
         Command::Send(args) => reflex_manager::send::main(&args),
         Command::Watch(args) => reflex_manager::watch::main(&args),
+        Command::Reload(args) => reflex_manager::reload::main(&args),
         Command::Demo(args) => reflex_manager::demo::main(&args),
+        Command::Keys(args) => reflex_manager::keys::main(&args),
     }
 }

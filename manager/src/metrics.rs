@@ -14,7 +14,7 @@ use crate::Error;
 
 /// Why something was dropped. Event reasons count in `reflex_events_dropped_total`, reaction
 /// reasons in `reflex_reactions_dropped_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
     /// The bytes end before the envelope does.
     Truncated,
@@ -32,6 +32,16 @@ pub enum DropReason {
     InvalidEvent,
     /// An envelope that has no business on the events socket (an action).
     UnexpectedKind,
+    /// A message without an authentication tag, from a source that needs one.
+    Unauthenticated,
+    /// A message whose tag does not verify with its source's key.
+    BadSignature,
+    /// A tagged message from a source without a key in the allow-list.
+    UnknownSource,
+    /// A message whose sequence number was seen already, or is too far behind.
+    Replay,
+    /// A message from an agent whose time is too far from the Manager's clock.
+    Stale,
     /// An event re-fired by reactions more than `MAX_HOPS` times.
     Loop,
     /// A rule could not be evaluated because the register store is full.
@@ -52,7 +62,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in metric order.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Truncated,
         DropReason::TooLarge,
         DropReason::Version,
@@ -61,6 +71,11 @@ impl DropReason {
         DropReason::Auth,
         DropReason::InvalidEvent,
         DropReason::UnexpectedKind,
+        DropReason::Unauthenticated,
+        DropReason::BadSignature,
+        DropReason::UnknownSource,
+        DropReason::Replay,
+        DropReason::Stale,
         DropReason::Loop,
         DropReason::StoreFull,
         DropReason::InternalQueueFull,
@@ -82,6 +97,11 @@ impl DropReason {
             DropReason::Auth => "auth",
             DropReason::InvalidEvent => "invalid_event",
             DropReason::UnexpectedKind => "unexpected_kind",
+            DropReason::Unauthenticated => "unauthenticated",
+            DropReason::BadSignature => "bad_signature",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::Replay => "replay",
+            DropReason::Stale => "stale",
             DropReason::Loop => "loop",
             DropReason::StoreFull => "store_full",
             DropReason::InternalQueueFull => "internal_queue_full",
@@ -237,8 +257,14 @@ pub struct Metrics {
     pub publisher_pid: AtomicU64,
     /// Actors heard from within the last minute.
     pub known_actors: AtomicU64,
+    /// 1 when the Manager runs with `--insecure`.
+    pub insecure: AtomicU64,
     /// Time from an event's receipt to the end of a local reaction it caused.
     pub reaction_latency: Histogram,
+    /// Register persistence (`--state`).
+    pub state: Arc<crate::state::StateCounters>,
+    /// Rulebook reloads.
+    pub reloads: Arc<crate::reload::ReloadCounters>,
     drops: [AtomicU64; DropReason::ALL.len()],
     queues: [AtomicU64; Queue::ALL.len()],
     functions: Vec<String>,
@@ -264,7 +290,10 @@ impl Metrics {
             publisher_restarts: AtomicU64::new(0),
             publisher_pid: AtomicU64::new(0),
             known_actors: AtomicU64::new(0),
+            insecure: AtomicU64::new(0),
             reaction_latency: Histogram::default(),
+            state: Default::default(),
+            reloads: Default::default(),
             drops: Default::default(),
             queues: Default::default(),
             functions,
@@ -451,6 +480,14 @@ impl Metrics {
             "Actors heard from within the last 60 seconds.",
             &self.known_actors,
         );
+        gauge(
+            &mut out,
+            "reflex_insecure",
+            "1 when the Manager runs with --insecure: unauthenticated messages accepted.",
+            &self.insecure,
+        );
+        self.reloads.render(&mut out);
+        self.state.render(&mut out);
         out
     }
 }
@@ -458,6 +495,16 @@ impl Metrics {
 /// Serves `GET /metrics` on `addr` from a background thread; returns the bound address (useful
 /// with port 0).
 pub fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<SocketAddr, Error> {
+    serve_with_reload(addr, metrics, None)
+}
+
+/// [`serve`], also answering `POST /reload` by sending a reload request on `reload` and
+/// waiting for its outcome (see [`crate::reload`]).
+pub fn serve_with_reload(
+    addr: &str,
+    metrics: Arc<Metrics>,
+    reload: Option<crossbeam_channel::Sender<crate::reload::Request>>,
+) -> Result<SocketAddr, Error> {
     let listener = TcpListener::bind(addr)
         .map_err(|e| Error::io(format!("listen for metrics on {addr}"), e))?;
     let local = listener
@@ -467,7 +514,7 @@ pub fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<SocketAddr, Error> {
         .name("metrics".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                answer(stream, &metrics);
+                answer(stream, &metrics, reload.as_ref());
             }
         })
         .map_err(|e| Error::io("start the metrics thread", e))?;
@@ -477,7 +524,11 @@ pub fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<SocketAddr, Error> {
 /// Most bytes of request head read before answering.
 const MAX_REQUEST: usize = 8192;
 
-fn answer(mut stream: TcpStream, metrics: &Metrics) {
+fn answer(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    reload: Option<&crossbeam_channel::Sender<crate::reload::Request>>,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
     let mut head = Vec::with_capacity(512);
@@ -502,11 +553,15 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) {
             "text/plain; version=0.0.4; charset=utf-8",
             metrics.render(),
         ),
+        (b"POST", b"/reload") => {
+            let (status, body) = crate::reload::answer_http(reload);
+            (status, "text/plain; charset=utf-8", body)
+        }
         (b"GET", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_string()),
         _ => (
             "405 Method Not Allowed",
             "text/plain",
-            "only GET\n".to_string(),
+            "only GET /metrics and POST /reload\n".to_string(),
         ),
     };
     let response = format!(

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use std::path::Path;
+
+use reflex_core::auth::{self, Signer, keyfile};
 use reflex_core::event::MAX_SOURCE_LEN;
-use reflex_core::wire::{self, Envelope, MAX_ENVELOPE_LEN};
+use reflex_core::wire::{Body, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, Value};
 
 use crate::Error;
@@ -67,10 +70,19 @@ pub fn hostname() -> String {
     crate::reactions::clip(&name, MAX_SOURCE_LEN).to_string()
 }
 
-/// Pushes `event` to `to`, waiting at most [`LINGER`] for it to leave.
-pub fn send(event: &Event, to: &str) -> Result<(), Error> {
+/// The signer of a key file: an Ed25519 secret key (an agent's) or a device's HMAC key.
+pub fn signer(path: &Path) -> Result<Signer, Error> {
+    keyfile::read(path)
+        .map_err(|e| Error::Auth(e.to_string()))?
+        .signer()
+        .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))
+}
+
+/// Pushes `event` to `to`, tagged by `signer` (unsigned when `None`), waiting at most
+/// [`LINGER`] for it to leave.
+pub fn send(event: &Event, signer: Option<&Signer>, to: &str) -> Result<(), Error> {
     let mut buf = vec![0u8; MAX_ENVELOPE_LEN];
-    let n = wire::encode(&Envelope::new(event.clone()), &mut buf)
+    let n = auth::encode(&Body::Event(event.clone()), signer, &mut buf)
         .map_err(|e| Error::core("event", e))?;
     let ctx = zmq::Context::new();
     let push = ctx
@@ -106,14 +118,25 @@ pub struct SendArgs {
     /// The Manager's events socket.
     #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4510")]
     pub to: String,
+    /// Sign the event with this key file: the source's Ed25519 secret key (`ID.key`) or a
+    /// device's HMAC key (`ID.mac`). Unsigned without it.
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<std::path::PathBuf>,
 }
 
 /// Runs `reflex send`: exit status 0 once the event is handed over, 1 with a message when
 /// the event is invalid or cannot be sent.
 pub fn main(args: &SendArgs) -> std::process::ExitCode {
     let source = args.source.clone().unwrap_or_else(hostname);
-    let result = build_event(&args.tag, &args.fields, &source, crate::clock::now_ms())
-        .and_then(|e| send(&e, &args.to));
+    let result = args
+        .key
+        .as_deref()
+        .map(signer)
+        .transpose()
+        .and_then(|signer| {
+            let e = build_event(&args.tag, &args.fields, &source, crate::clock::now_ms())?;
+            send(&e, signer.as_ref(), &args.to)
+        });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -210,9 +210,24 @@ pub struct Agent {
 
 impl Agent {
     /// Starts an agent with id `id`, the bus's endpoints, and `yaml` as its configuration
-    /// file, where `$DIR` stands for the agent's own temporary directory.
+    /// file, where `$DIR` stands for the agent's own temporary directory. The agent runs
+    /// `--insecure`: these tests are about what it does, not about authentication.
     pub fn start(bus: &Bus, id: &str, yaml: &str) -> Agent {
+        Agent::start_with(bus, id, yaml, &["--insecure"], |_| {})
+    }
+
+    /// As [`Agent::start`], with `flags` instead of `--insecure`, after `prepare` has put
+    /// what the agent needs (keys) into its directory; `$DIR` in `flags` is that directory.
+    pub fn start_with(
+        bus: &Bus,
+        id: &str,
+        yaml: &str,
+        flags: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Agent {
         let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
+        let dir_text = dir.path().to_str().unwrap();
         let config = dir.path().join("agent.yml");
         std::fs::write(&config, yaml.replace("$DIR", dir.path().to_str().unwrap())).unwrap();
         let log = dir.path().join("agent.log");
@@ -221,6 +236,7 @@ impl Agent {
             .args(["--publisher", &bus.publisher_endpoint])
             .arg("--config")
             .arg(&config)
+            .args(flags.iter().map(|f| f.replace("$DIR", dir_text)))
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

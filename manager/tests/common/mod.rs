@@ -144,8 +144,14 @@ impl Manager {
         Manager::start_in(Scratch::new(name), rules)
     }
 
-    /// As [`Manager::start`], in a prepared scratch directory (with plugins, say).
+    /// As [`Manager::start`], in a prepared scratch directory (with plugins, say). The Manager
+    /// runs `--insecure`: these tests are about what it does, not about authentication.
     pub fn start_in(dir: Scratch, rules: &str) -> Manager {
+        Manager::start_with(dir, rules, &["--insecure".into()])
+    }
+
+    /// As [`Manager::start_in`], with `flags` (keys, say) instead of `--insecure`.
+    pub fn start_with(dir: Scratch, rules: &str, flags: &[String]) -> Manager {
         let rules = rules.replace("{dir}", &dir.path().display().to_string());
         let book = dir.path().join("rules.yml");
         std::fs::write(&book, rules).unwrap();
@@ -168,6 +174,7 @@ impl Manager {
             .args(["--metrics", &metrics, "--workers", "2"])
             .arg("--feed")
             .arg(format!("ipc://{}/feed.ipc", dir.path().display()))
+            .args(flags)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,440 @@
+//! Who the Manager believes, and what it signs with.
+//!
+//! * `--key PATH`: the Manager's Ed25519 secret key; every action is signed with it, except
+//!   an action for one device with a key in `--trust`, which is tagged with that device's HMAC
+//!   key (a device checks an HMAC tag cheaply; it cannot afford to verify a signature).
+//! * `--trust DIR`: the allow-list of senders. `DIR/<id>.pub` is the Ed25519 public key of the
+//!   agent `<id>`, `DIR/<id>.mac` the HMAC key of the device `<id>` (mode 0600). Every
+//!   message on the events socket (event, result, heartbeat) must come from a listed source,
+//!   carry a valid tag made with that source's key, and be fresh (see [`Trust::check`]).
+//! * `--insecure`: lab mode. Messages from sources without a key are accepted unchecked
+//!   (those with a key are still checked), and actions are unsigned unless `--key` is given.
+//!   Without `--key` and `--trust` the Manager refuses to start unless `--insecure` is given.
+//!
+//! Messages that fail are dropped and counted by reason (`unauthenticated`, `bad_signature`,
+//! `unknown_source`, `replay`, `stale`), and logged once per source and reason.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use reflex_core::auth::{
+    self, AuthError, KeyKind, MacKey, ReplayWindow, Signer, Verifier, keyfile,
+};
+use reflex_core::wire::{Body, Decoded};
+
+use crate::Error;
+use crate::metrics::DropReason;
+
+/// How far the time of a message from an agent (Ed25519) may be from the Manager's clock, in
+/// milliseconds, in either direction. Devices count time from boot and are not checked.
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// Most (source, reason) pairs logged individually; past that, further ones are only counted.
+pub const MAX_LOGGED: usize = 10_000;
+
+/// One allow-listed source.
+#[derive(Debug)]
+struct Source {
+    verifier: Verifier,
+    window: ReplayWindow,
+}
+
+impl Source {
+    /// Whether the source's messages carry a wall-clock time (agents do, devices do not).
+    fn has_clock(&self) -> bool {
+        !matches!(self.verifier, Verifier::Mac(_))
+    }
+}
+
+/// The allow-list of senders and their replay windows.
+#[derive(Debug, Default)]
+pub struct Trust {
+    sources: HashMap<String, Source>,
+    insecure: bool,
+    logged: HashSet<(String, DropReason)>,
+    logged_full: bool,
+}
+
+impl Trust {
+    /// An empty allow-list: nothing is accepted, unless `insecure`, when everything is.
+    pub fn new(insecure: bool) -> Trust {
+        Trust {
+            insecure,
+            ..Trust::default()
+        }
+    }
+
+    /// Loads every `<id>.pub` and `<id>.mac` of `dir`. Files starting with `.` are skipped; a
+    /// secret Ed25519 key, a file of another kind, an exposed `.mac` file or an id that is
+    /// not a valid source id is an error.
+    pub fn load(dir: &Path, insecure: bool) -> Result<Trust, Error> {
+        let mut trust = Trust::new(insecure);
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(format!("read the trust directory {}", dir.display()), e))?;
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
+                continue;
+            };
+            if file.starts_with('.') || !path.is_file() {
+                continue;
+            }
+            let (id, expected) = match file.rsplit_once('.') {
+                Some((id, crate::keys::PUBLIC_EXT)) => (id, KeyKind::Ed25519Public),
+                Some((id, crate::keys::MAC_EXT)) => (id, KeyKind::Mac),
+                _ => {
+                    return Err(Error::Auth(format!(
+                        "{}: the trust directory holds only <id>.pub (an agent's public key) \
+                         and <id>.mac (a device's key) files",
+                        path.display()
+                    )));
+                }
+            };
+            crate::keys::check_name(id)
+                .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))?;
+            let key = keyfile::read(&path).map_err(|e| Error::Auth(e.to_string()))?;
+            if key.kind != expected {
+                return Err(Error::Auth(format!(
+                    "{}: holds {} where {expected} is expected",
+                    path.display(),
+                    key.kind
+                )));
+            }
+            let verifier = key
+                .verifier()
+                .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))?;
+            if trust.sources.contains_key(id) {
+                return Err(Error::Auth(format!(
+                    "{}: {id} has both a .pub and a .mac key; keep one",
+                    dir.display()
+                )));
+            }
+            trust.sources.insert(
+                id.to_owned(),
+                Source {
+                    verifier,
+                    window: ReplayWindow::new(),
+                },
+            );
+        }
+        Ok(trust)
+    }
+
+    /// Allow-lists `id` with `verifier` (replacing a key it had).
+    pub fn insert(&mut self, id: &str, verifier: Verifier) {
+        self.sources.insert(
+            id.to_owned(),
+            Source {
+                verifier,
+                window: ReplayWindow::new(),
+            },
+        );
+    }
+
+    /// How many sources are allow-listed.
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// Whether messages from sources without a key are accepted.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The HMAC keys of the allow-listed devices, by id: actions for one of them are tagged
+    /// with its key.
+    pub fn device_keys(&self) -> HashMap<String, MacKey> {
+        self.sources
+            .iter()
+            .filter_map(|(id, s)| match &s.verifier {
+                Verifier::Mac(k) => Some((id.clone(), k.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Checks one message from the events socket, which [`reflex_core::wire::decode`] read from
+    /// `bytes`, at `now_ms` by the Manager's clock. In order:
+    ///
+    /// 1. a source without a key: accepted in insecure mode; otherwise `unauthenticated` when
+    ///    the message has no tag, `unknown_source` when it has one;
+    /// 2. the tag must verify with the source's key: `unauthenticated` without a tag,
+    ///    `bad_signature` with a wrong one;
+    /// 3. an agent's message must be within [`MAX_CLOCK_SKEW_MS`] of `now_ms`: else `stale`;
+    /// 4. its sequence number must pass the source's [`ReplayWindow`]: else `replay`.
+    ///
+    /// Only a message that passes all of them moves the window. The first refusal of each
+    /// source and reason is logged.
+    pub fn check(
+        &mut self,
+        decoded: &Decoded,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<(), DropReason> {
+        let body = &decoded.envelope.body;
+        let verdict = self.verdict(decoded, bytes, now_ms);
+        if let Err((reason, why)) = &verdict {
+            self.log_once(body, *reason, why);
+        }
+        verdict.map_err(|(reason, _)| reason)
+    }
+
+    fn verdict(
+        &mut self,
+        decoded: &Decoded,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<(), (DropReason, String)> {
+        let body = &decoded.envelope.body;
+        let Some(source) = self.sources.get_mut(body.source()) else {
+            return if self.insecure {
+                Ok(())
+            } else if decoded.envelope.auth.is_empty() {
+                Err((DropReason::Unauthenticated, "no authentication tag".into()))
+            } else {
+                Err((DropReason::UnknownSource, "no key for this source".into()))
+            };
+        };
+        match auth::verify(decoded, bytes, &source.verifier) {
+            Ok(()) => {}
+            Err(AuthError::Unauthenticated) => {
+                return Err((DropReason::Unauthenticated, "no authentication tag".into()));
+            }
+            Err(AuthError::BadTag) => {
+                return Err((
+                    DropReason::BadSignature,
+                    "the tag does not verify with this source's key".into(),
+                ));
+            }
+        }
+        if source.has_clock() && body.time().abs_diff(now_ms) > MAX_CLOCK_SKEW_MS {
+            return Err((
+                DropReason::Stale,
+                format!(
+                    "its time is {} s away from this host's clock (at most {} s allowed)",
+                    body.time().abs_diff(now_ms) / 1000,
+                    MAX_CLOCK_SKEW_MS / 1000
+                ),
+            ));
+        }
+        source
+            .window
+            .accept(body.seq())
+            .map_err(|r| (DropReason::Replay, format!("seq {}: {r}", body.seq())))
+    }
+
+    fn log_once(&mut self, body: &Body, reason: DropReason, why: &str) {
+        let key = (body.source().to_owned(), reason);
+        if self.logged.contains(&key) {
+            return;
+        }
+        if self.logged.len() >= MAX_LOGGED {
+            if !self.logged_full {
+                self.logged_full = true;
+                tracing::warn!(
+                    "refusals from more than {MAX_LOGGED} sources: further ones are only counted"
+                );
+            }
+            return;
+        }
+        tracing::warn!(
+            source = ?body.source(),
+            kind = %body.kind(),
+            reason = reason.as_str(),
+            "dropping a message: {why} (logged once per source and reason; counted in \
+             reflex_events_dropped_total)"
+        );
+        self.logged.insert(key);
+    }
+}
+
+/// How the Manager authenticates: its signer, its allow-list, and whether it runs insecure.
+#[derive(Debug)]
+pub struct Security {
+    /// What actions are signed with; `None` (insecure only) for unsigned actions.
+    pub signer: Option<Signer>,
+    /// The allow-list of senders.
+    pub trust: Trust,
+}
+
+impl Security {
+    /// Loads `--key` and `--trust`. Without both, only `insecure` lets the Manager run.
+    pub fn load(
+        key: Option<&Path>,
+        trust: Option<&Path>,
+        insecure: bool,
+    ) -> Result<Security, Error> {
+        if !insecure && (key.is_none() || trust.is_none()) {
+            let missing = match (key, trust) {
+                (None, None) => "--key and --trust",
+                (None, _) => "--key",
+                _ => "--trust",
+            };
+            return Err(Error::Auth(format!(
+                "refusing to start without {missing}: give the Manager's secret key (--key \
+                 PATH, made by `reflex keys gen --name manager`) and the directory of the \
+                 agents' and devices' keys it accepts (--trust DIR); or --insecure, for a lab \
+                 only, to accept and send unauthenticated messages"
+            )));
+        }
+        let signer = match key {
+            Some(path) => {
+                let file = keyfile::read(path).map_err(|e| Error::Auth(e.to_string()))?;
+                if file.kind != KeyKind::Ed25519Secret {
+                    return Err(Error::Auth(format!(
+                        "{}: --key needs the Manager's Ed25519 secret key, not {}",
+                        path.display(),
+                        file.kind
+                    )));
+                }
+                Some(
+                    file.signer()
+                        .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))?,
+                )
+            }
+            None => None,
+        };
+        let trust = match trust {
+            Some(dir) => Trust::load(dir, insecure)?,
+            None => Trust::new(insecure),
+        };
+        Ok(Security { signer, trust })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reflex_core::Event;
+    use reflex_core::auth::SecretKey;
+    use reflex_core::wire::{self, MAX_ENVELOPE_LEN};
+
+    fn message(source: &str, seq: u64, time: u64, signer: Option<&Signer>) -> Vec<u8> {
+        let mut e = Event::new("/t", source).unwrap();
+        e.seq = seq;
+        e.time = time;
+        let mut buf = [0u8; MAX_ENVELOPE_LEN];
+        let n = auth::encode(&Body::Event(e), signer, &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    fn check(t: &mut Trust, bytes: &[u8], now: u64) -> Result<(), DropReason> {
+        t.check(&wire::decode(bytes).unwrap(), bytes, now)
+    }
+
+    #[test]
+    fn the_rules_in_order() {
+        let now = 1_700_000_000_000;
+        let agent = SecretKey::from_seed([1; 32]);
+        let device = MacKey::from_bytes([2; 32]);
+        let mut t = Trust::new(false);
+        t.insert("web-1", Verifier::Ed25519(agent.public()));
+        t.insert("node-7", Verifier::Mac(device.clone()));
+        let a = Signer::Ed25519(agent);
+        let d = Signer::Mac(device);
+        let stranger = Signer::Ed25519(SecretKey::from_seed([3; 32]));
+
+        assert_eq!(
+            check(&mut t, &message("web-1", 1, now, Some(&a)), now),
+            Ok(())
+        );
+        assert_eq!(
+            check(&mut t, &message("web-1", 1, now, Some(&a)), now),
+            Err(DropReason::Replay)
+        );
+        assert_eq!(
+            check(&mut t, &message("web-1", 2, now, None), now),
+            Err(DropReason::Unauthenticated)
+        );
+        assert_eq!(
+            check(&mut t, &message("web-1", 2, now, Some(&stranger)), now),
+            Err(DropReason::BadSignature)
+        );
+        assert_eq!(
+            check(
+                &mut t,
+                &message("web-1", 2, now - MAX_CLOCK_SKEW_MS - 1, Some(&a)),
+                now
+            ),
+            Err(DropReason::Stale)
+        );
+        // Refused messages did not move the window.
+        assert_eq!(
+            check(&mut t, &message("web-1", 2, now, Some(&a)), now),
+            Ok(())
+        );
+        assert_eq!(
+            check(&mut t, &message("db-1", 1, now, Some(&stranger)), now),
+            Err(DropReason::UnknownSource)
+        );
+        assert_eq!(
+            check(&mut t, &message("db-1", 1, now, None), now),
+            Err(DropReason::Unauthenticated)
+        );
+        // Devices count time from boot: not checked against the clock.
+        assert_eq!(
+            check(&mut t, &message("node-7", 5, 1234, Some(&d)), now),
+            Ok(())
+        );
+        assert_eq!(
+            check(&mut t, &message("node-7", 5, 1234, Some(&d)), now),
+            Err(DropReason::Replay)
+        );
+        assert_eq!(
+            check(&mut t, &message("node-7", 6, 1234, Some(&a)), now),
+            Err(DropReason::BadSignature)
+        );
+        assert_eq!(t.device_keys().len(), 1);
+    }
+
+    #[test]
+    fn insecure_accepts_unknown_sources_but_checks_known_ones() {
+        let now = 1_700_000_000_000;
+        let agent = SecretKey::from_seed([1; 32]);
+        let mut t = Trust::new(true);
+        t.insert("web-1", Verifier::Ed25519(agent.public()));
+        assert_eq!(check(&mut t, &message("lab", 0, 0, None), now), Ok(()));
+        assert_eq!(check(&mut t, &message("lab", 0, 0, None), now), Ok(()));
+        assert_eq!(
+            check(&mut t, &message("web-1", 1, now, None), now),
+            Err(DropReason::Unauthenticated)
+        );
+    }
+
+    #[test]
+    fn loading_the_policy() {
+        let e = Security::load(None, None, false).unwrap_err().to_string();
+        assert!(
+            e.contains("--key and --trust") && e.contains("--insecure"),
+            "{e}"
+        );
+        let s = Security::load(None, None, true).unwrap();
+        assert!(s.signer.is_none() && s.trust.is_insecure());
+
+        let dir = std::env::temp_dir().join(format!("reflex-trust-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keys = dir.join("keys");
+        let trusted = dir.join("trust");
+        let (secret, public) = crate::keys::generate_pair(&keys, "manager").unwrap();
+        std::fs::create_dir_all(&trusted).unwrap();
+        std::fs::copy(&public, trusted.join("web-1.pub")).unwrap();
+        crate::keys::generate_mac(&trusted, "node-7").unwrap();
+        let s = Security::load(Some(&secret), Some(&trusted), false).unwrap();
+        assert!(s.signer.is_some());
+        assert_eq!(s.trust.len(), 2);
+        assert_eq!(s.trust.device_keys().len(), 1);
+        // The public key is not a signing key; a secret key is not a trusted key.
+        assert!(Security::load(Some(&public), Some(&trusted), false).is_err());
+        std::fs::copy(&secret, trusted.join("web-2.key")).unwrap();
+        let e = Security::load(Some(&secret), Some(&trusted), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only <id>.pub"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
