@@ -2,6 +2,10 @@
 //! hosts, all on loopback, with the example rulebook; the live stream is printed until Ctrl-C
 //! (or `--duration`), and then every process is stopped.
 //!
+//! Nothing runs in lab mode: the demo makes its own keys (the Manager's, the Actor's and the
+//! simulated hosts'), the Manager signs every action and trusts only those keys, and every
+//! event is signed by its source.
+//!
 //! What it shows, within seconds:
 //! * the Actor's own beacons (`/client/load/…`, `/client/mem/…`) flowing in;
 //! * `web-1`'s simulated load climbing past 20: `load_avg` fires, an event goes to
@@ -18,7 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use reflex_core::wire::{self, Envelope, MAX_ENVELOPE_LEN};
+use reflex_core::auth::{self, Signer};
+use reflex_core::wire::{Body, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, Value};
 
 use crate::Error;
@@ -139,11 +144,42 @@ fn write_rulebook(dir: &Path) -> Result<PathBuf, Error> {
     Ok(rules)
 }
 
+/// The simulated hosts, which sign their events with keys of their own.
+const SIMULATED: &[&str] = &["web-1", "web-2"];
+
+/// Makes the demo's keys under `dir/keys`, and the Manager's trust directory `dir/trust` with
+/// the public keys of the Actor and the simulated hosts.
+fn make_keys(dir: &Path) -> Result<(), Error> {
+    let keys = dir.join("keys");
+    let trust = dir.join("trust");
+    crate::keys::generate_pair(&keys, "manager")?;
+    for id in std::iter::once(&ACTOR_ID).chain(SIMULATED) {
+        let (_, public) = crate::keys::generate_pair(&keys, id)?;
+        std::fs::create_dir_all(&trust).map_err(|e| Error::io("create the trust directory", e))?;
+        std::fs::copy(&public, trust.join(format!("{id}.pub")))
+            .map_err(|e| Error::io("fill the trust directory", e))?;
+    }
+    Ok(())
+}
+
+/// The signer of a simulated host (or of the Actor's host, for its simulated disk report).
+fn signer(dir: &Path, id: &str) -> Result<Signer, Error> {
+    let path = dir.join("keys").join(format!("{id}.key"));
+    auth::keyfile::read(&path)
+        .map_err(|e| Error::Demo(format!("{}: {e}", path.display())))?
+        .signer()
+        .map_err(|e| Error::Demo(format!("{}: {e}", path.display())))
+}
+
 /// The demo Actor: allowed to run `df -h` only, with load and memory beacons every 2 s.
-fn agent_config(ports: &Ports) -> Result<reflex_agent::AgentConfig, Error> {
+fn agent_config(ports: &Ports, dir: &Path) -> Result<reflex_agent::AgentConfig, Error> {
+    let keys = dir.join("keys");
     let yaml = format!(
-        "id: {ACTOR_ID}\nmanager: {}\npublisher: {}\nheartbeat_s: 2\nallow:\n  run:\n    - [df, -h]\nbeacons:\n  - kind: load\n    interval_s: 2\n  - kind: memory\n    interval_s: 2\n",
-        ports.events, ports.publish
+        "id: {ACTOR_ID}\nmanager: {}\npublisher: {}\nkey: {}\nmanager_key: {}\nheartbeat_s: 2\nallow:\n  run:\n    - [df, -h]\nbeacons:\n  - kind: load\n    interval_s: 2\n  - kind: memory\n    interval_s: 2\n",
+        ports.events,
+        ports.publish,
+        keys.join(format!("{ACTOR_ID}.key")).display(),
+        keys.join("manager.pub").display(),
     );
     reflex_agent::AgentConfig::from_yaml_str(&yaml, "demo-agent.yml")
         .map_err(|e| Error::Demo(e.to_string()))
@@ -154,6 +190,7 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
     let dir = std::env::temp_dir().join(format!("reflex-demo-{}", std::process::id()));
     let _cleanup = TempDir(dir.clone());
     let rules = write_rulebook(&dir)?;
+    make_keys(&dir)?;
     let ports = Ports::pick()?;
     let exe = std::env::current_exe().map_err(|e| Error::io("find the reflex executable", e))?;
 
@@ -176,6 +213,10 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
         .args(["--watch", &ports.watch])
         .args(["--metrics", &ports.metrics])
         .args(["--feed", &format!("ipc://{}/feed.ipc", dir.display())])
+        .arg("--key")
+        .arg(dir.join("keys/manager.key"))
+        .arg("--trust")
+        .arg(dir.join("trust"))
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -205,7 +246,7 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
 
     // The Actor and its beacons.
     let agent_stop = Arc::new(AtomicBool::new(false));
-    let config = agent_config(&ports)?;
+    let config = agent_config(&ports, &dir)?;
     let agent = {
         let agent_stop = agent_stop.clone();
         thread::spawn(move || reflex_agent::run(config, agent_stop))
@@ -223,6 +264,11 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
     push.connect(&ports.events)
         .map_err(|e| Error::socket("connect", &ports.events, e))?;
 
+    let signers = SIMULATED
+        .iter()
+        .chain(std::iter::once(&ACTOR_ID))
+        .map(|id| Ok((*id, signer(&dir, id)?)))
+        .collect::<Result<Vec<_>, Error>>()?;
     let start = Instant::now();
     let mut next_tick = start;
     let mut tick = 0u64;
@@ -237,7 +283,7 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
         }
         let _ = out.flush();
         if Instant::now() >= next_tick {
-            simulate(&push, tick);
+            simulate(&push, &signers, tick);
             tick += 1;
             next_tick += Duration::from_secs(1);
         }
@@ -263,7 +309,12 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
 /// One second of simulated hosts: `web-1`'s load climbs by 8 a second from 4 and falls back
 /// after 15 s, `web-2` stays calm, and from the 4th second the Actor's host reports a disk 95%
 /// full.
-fn simulate(push: &zmq::Socket, tick: u64) {
+fn simulate(push: &zmq::Socket, signers: &[(&str, Signer)], tick: u64) {
+    let send = |tag: &str, source: &str, fields: &[(&str, Value)]| {
+        if let Some((_, signer)) = signers.iter().find(|(id, _)| *id == source) {
+            send(push, signer, tag, source, fields);
+        }
+    };
     let phase = tick % 30;
     let web1 = if phase < 15 {
         4.0 + 8.0 * phase as f64
@@ -271,20 +322,16 @@ fn simulate(push: &zmq::Socket, tick: u64) {
         2.0
     };
     send(
-        push,
         "/client/load/web-1",
         "web-1",
-        tick,
         &[
             ("load_avg", Value::Float(web1)),
             ("io_avg", Value::Float(1.5)),
         ],
     );
     send(
-        push,
         "/client/load/web-2",
         "web-2",
-        tick,
         &[
             ("load_avg", Value::Float(3.0)),
             ("io_avg", Value::Float(0.5)),
@@ -292,30 +339,28 @@ fn simulate(push: &zmq::Socket, tick: u64) {
     );
     if tick >= 3 {
         let used = if phase < 20 { 95 } else { 60 };
+        let mount = Value::str("/").unwrap_or(Value::Int(0));
         send(
-            push,
             &format!("/client/disk/{ACTOR_ID}"),
             ACTOR_ID,
-            tick,
-            &[
-                ("used_pct", Value::Int(used)),
-                ("mount", Value::str("/").unwrap_or(Value::Int(0))),
-            ],
+            &[("used_pct", Value::Int(used)), ("mount", mount)],
         );
     }
 }
 
-fn send(push: &zmq::Socket, tag: &str, source: &str, seq: u64, fields: &[(&str, Value)]) {
+/// Sends one signed event; its sequence number is the time in microseconds, which keeps
+/// increasing across demo runs as the Manager's replay window wants.
+fn send(push: &zmq::Socket, signer: &Signer, tag: &str, source: &str, fields: &[(&str, Value)]) {
     let Ok(mut event) = Event::new(tag, source) else {
         return;
     };
     event.time = crate::clock::now_ms();
-    event.seq = seq;
+    event.seq = crate::clock::now_us();
     for (name, value) in fields {
         let _ = event.push(name, value.clone());
     }
     let mut buf = [0u8; MAX_ENVELOPE_LEN];
-    if let Ok(n) = wire::encode(&Envelope::new(event), &mut buf) {
+    if let Ok(n) = auth::encode(&Body::Event(event), Some(signer), &mut buf) {
         // A full queue drops the sample: the demo never blocks on the bus.
         let _ = push.send(&buf[..n], zmq::DONTWAIT);
     }

@@ -17,8 +17,10 @@ use reflex_core::wire::{self, Body, MAX_ENVELOPE_LEN};
 /// How long any wait may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Flags every test Manager and Agent is started with, beyond its endpoints.
-pub const LAB_FLAGS: &[&str] = &[];
+/// Flags every test Manager and Agent is started with, beyond its endpoints: lab mode, since
+/// these tests are about behaviour other than authentication (which `manager/tests/security.rs`
+/// and `agent-std/tests/security.rs` test with keys).
+pub const LAB_FLAGS: &[&str] = &["--insecure"];
 
 /// The path of a binary of the workspace (`reflex`, `reflex-agent`), built if missing.
 ///
@@ -51,12 +53,22 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, and never handed out before by this process
+/// (tests run in parallel: two of them must not pick the same port between its release here
+/// and its bind by a Manager).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let mut given = GIVEN.lock().expect("port list");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A `tcp://127.0.0.1:PORT` endpoint on a free port.

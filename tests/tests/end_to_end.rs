@@ -4,16 +4,16 @@
 use std::process::Command;
 
 use reflex_core::Value;
-use reflex_tests::{Agent, LAB_FLAGS, Manager, Scratch, binary, wait_until};
+use reflex_tests::{Agent, Manager, Scratch, binary, wait_until};
 
-/// `reflex send TAG FIELDS... --source SOURCE` to the Manager; asserts success.
+/// `reflex send TAG FIELDS... --source SOURCE` to the Manager (unsigned: these Managers run
+/// in lab mode); asserts success.
 fn send(m: &Manager, tag: &str, fields: &[&str], source: &str) {
     let out = Command::new(binary("reflex"))
         .arg("send")
         .arg(tag)
         .args(fields)
         .args(["--source", source, "--to", &m.events])
-        .args(LAB_FLAGS)
         .output()
         .expect("reflex send runs");
     assert!(
