@@ -211,7 +211,9 @@ pub fn run_reloadable(
     };
     let events = socket(zmq::PULL, "events", &config.events)?;
     let internal = socket(zmq::PULL, "internal", INTERNAL_ENDPOINT)?;
-    let watch = socket(zmq::PUB, "watch", &config.watch)?;
+    // XPUB: a PUB that hears its subscriptions, so nothing is encoded or sent for watch while
+    // nobody watches.
+    let watch = socket(zmq::XPUB, "watch", &config.watch)?;
     let feed = socket(zmq::PUSH, "feed", &feed_endpoint)?;
 
     let metrics_addr = match &config.metrics {
@@ -274,6 +276,7 @@ pub fn run_reloadable(
         events,
         internal,
         watch,
+        watched: Vec::new(),
         feed,
         backlog: VecDeque::new(),
         queue,
@@ -349,6 +352,8 @@ struct EventLoop {
     events: zmq::Socket,
     internal: zmq::Socket,
     watch: zmq::Socket,
+    /// The topics (tag prefixes) someone subscribes to on watch; empty: nobody watches.
+    watched: Vec<Vec<u8>>,
     feed: zmq::Socket,
     /// Events made on this thread (reports of remote reactions, results), evaluated next.
     backlog: VecDeque<(Event, Instant)>,
@@ -394,17 +399,25 @@ impl EventLoop {
             } else {
                 0
             };
-            let (from_events, from_internal) = {
+            let (from_events, from_internal, from_watch) = {
                 let mut items = [
                     self.events.as_poll_item(zmq::POLLIN),
                     self.internal.as_poll_item(zmq::POLLIN),
+                    self.watch.as_poll_item(zmq::POLLIN),
                 ];
                 match zmq::poll(&mut items, timeout) {
-                    Ok(_) => (items[0].is_readable(), items[1].is_readable()),
-                    Err(zmq::Error::EINTR) => (false, false),
+                    Ok(_) => (
+                        items[0].is_readable(),
+                        items[1].is_readable(),
+                        items[2].is_readable(),
+                    ),
+                    Err(zmq::Error::EINTR) => (false, false, false),
                     Err(e) => return Err(Error::socket("poll", "events", e)),
                 }
             };
+            if from_watch {
+                self.update_watchers();
+            }
             if from_internal {
                 self.drain(false)?;
             }
@@ -481,10 +494,12 @@ impl EventLoop {
                         self.refuse_loop(&e);
                         continue;
                     }
-                    let _ = self
-                        .watch
-                        .send(e.tag.as_bytes(), zmq::SNDMORE | zmq::DONTWAIT);
-                    let _ = self.watch.send(&self.buf[..n], zmq::DONTWAIT);
+                    if self.is_watched(&e.tag) {
+                        let _ = self
+                            .watch
+                            .send(e.tag.as_bytes(), zmq::SNDMORE | zmq::DONTWAIT);
+                        let _ = self.watch.send(&self.buf[..n], zmq::DONTWAIT);
+                    }
                     self.handle_event(e, received, true);
                 }
                 Body::Result(r) => self.handle_result(r, received),
@@ -685,7 +700,28 @@ impl EventLoop {
         }
     }
 
+    /// Whether some watcher's subscription covers `tag`.
+    fn is_watched(&self, tag: &str) -> bool {
+        self.watched.iter().any(|t| tag.as_bytes().starts_with(t))
+    }
+
+    /// Takes in the subscriptions and unsubscriptions the watch socket heard (`[1|0][topic]`).
+    fn update_watchers(&mut self) {
+        while let Ok(msg) = self.watch.recv_bytes(zmq::DONTWAIT) {
+            match msg.split_first() {
+                Some((1, topic)) if !self.watched.iter().any(|t| t == topic) => {
+                    self.watched.push(topic.to_vec())
+                }
+                Some((0, topic)) => self.watched.retain(|t| t != topic),
+                _ => {}
+            }
+        }
+    }
+
     fn publish_watch(&mut self, e: &Event) {
+        if !self.is_watched(&e.tag) {
+            return;
+        }
         let env = Envelope::new(e.clone());
         if let Ok(n) = wire::encode(&env, &mut self.out) {
             let _ = self
