@@ -441,6 +441,9 @@ impl EventLoop {
     /// Receives up to [`BATCH`] messages from the events socket (`external`) or the inproc
     /// socket, and handles each.
     fn drain(&mut self, external: bool) -> Result<(), Error> {
+        // Subscriptions first, so an event and the reactions it causes are either both
+        // published to a new watcher or both not.
+        self.update_watchers();
         for _ in 0..BATCH {
             let socket = if external {
                 &self.events
