@@ -281,7 +281,7 @@ impl Actor {
             let argv: Vec<String> = action.args_named("argv").map(ToString::to_string).collect();
             self.allow.check_run(&argv)?;
             let timeout = timeout_of(action)?;
-            self.spawn(action, move || exec::run(&argv, None, timeout))?;
+            self.spawn(action, move || exec::run(&argv, None, None, timeout))?;
             Ok(None)
         } else if function == FIRE_EVENT {
             self.fire_event(action).map(Some)
@@ -294,7 +294,7 @@ impl Actor {
             let timeout = timeout_of(action)?;
             let input = plugin_input(action);
             self.spawn(action, move || {
-                exec::run(&[path.to_string_lossy()], Some(&input), timeout)
+                exec::run(&[path.to_string_lossy()], None, Some(&input), timeout)
             })?;
             Ok(None)
         } else {

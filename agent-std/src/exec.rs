@@ -2,27 +2,39 @@
 //!
 //! The command runs in its own process group; when the timeout expires the whole group is
 //! killed, so a command that started children of its own leaves none behind. Its standard
-//! output then its standard error, at most [`MAX_CAPTURE`] bytes of each, are its output.
+//! output then its standard error, at most [`MAX_CAPTURE`] bytes in all, are its output.
+//! [`kill_all`] kills the groups of every command still running, for a shutdown.
+//!
+//! Both the Actor's commands and plugins and the Manager's `reactions.exec.run` and plugins
+//! run through [`run`], so they share its exit codes: the exit status, `128 + N` when signal
+//! `N` ended the command, [`CODE_TIMED_OUT`], [`CODE_NOT_FOUND`] and [`CODE_NOT_STARTED`].
 
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Most bytes kept of a command's standard output, and of its standard error. The rest is read
-/// and discarded, so the command never blocks on a full pipe.
+/// Most bytes of a command's output kept: its standard output first, then as much of its
+/// standard error as fits. The rest is read and discarded, so the command never blocks on a
+/// full pipe.
 pub const MAX_CAPTURE: usize = 64 * 1024;
 /// The exit code reported for a command killed at its timeout (as `timeout(1)` does).
 pub const CODE_TIMED_OUT: i32 = 124;
-/// The exit code reported for a program that exists but could not be started.
+/// The exit code reported for a program that exists but could not be started (including a
+/// working directory that cannot be entered).
 pub const CODE_NOT_STARTED: i32 = 126;
 /// The exit code reported for a program that was not found.
 pub const CODE_NOT_FOUND: i32 = 127;
 
 /// How long to wait for a killed command's output pipes to close.
 const GRACE: Duration = Duration::from_millis(500);
+
+/// Process groups of the commands running now, so that [`kill_all`] can end them.
+static RUNNING: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
 
 /// What became of a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +44,12 @@ pub struct Outcome {
     pub code: i32,
     /// Whether it was killed at its timeout.
     pub timed_out: bool,
-    /// Standard output then standard error, lossily decoded as UTF-8. Starts with a note when
-    /// the command timed out or could not start.
+    /// Standard output then standard error, lossily decoded as UTF-8, at most
+    /// [`MAX_CAPTURE`] bytes. Starts with a note when the command timed out or could not
+    /// start.
     pub output: String,
+    /// Whether output was cut at [`MAX_CAPTURE`].
+    pub truncated: bool,
 }
 
 impl Outcome {
@@ -44,17 +59,38 @@ impl Outcome {
     }
 }
 
-/// Runs `argv` (program then arguments, each one argv entry, no shell) with `stdin` as its
-/// standard input (none when `None`), and kills it after `timeout`.
+/// Kills the process group of every command [`run`] is running now (on shutdown). Each of
+/// those runs then returns as its pipes close.
+pub fn kill_all() {
+    let groups = RUNNING
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    for pgid in groups {
+        kill_group(pgid);
+    }
+}
+
+/// Runs `argv` (program then arguments, each one argv entry, no shell) in `cwd` (the current
+/// directory when `None`) with `stdin` as its standard input (none when `None`), and kills it
+/// after `timeout`.
 ///
 /// ```
+/// use std::path::Path;
 /// use std::time::Duration;
 /// use reflex_agent::exec::run;
-/// let out = run(&["echo", "; rm -rf /"], None, Duration::from_secs(5));
+/// let out = run(&["echo", "; rm -rf /"], None, None, Duration::from_secs(5));
 /// assert!(out.ok());
 /// assert_eq!(out.output, "; rm -rf /\n");
+/// let out = run(&["pwd"], Some(Path::new("/")), None, Duration::from_secs(5));
+/// assert_eq!(out.output, "/\n");
 /// ```
-pub fn run<S: AsRef<str>>(argv: &[S], stdin: Option<&[u8]>, timeout: Duration) -> Outcome {
+pub fn run<S: AsRef<str>>(
+    argv: &[S],
+    cwd: Option<&Path>,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Outcome {
     let Some((program, args)) = argv.split_first() else {
         return not_started(CODE_NOT_STARTED, "empty argv".into());
     };
@@ -69,23 +105,41 @@ pub fn run<S: AsRef<str>>(argv: &[S], stdin: Option<&[u8]>, timeout: Duration) -
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let deadline = Instant::now() + timeout;
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return not_started(CODE_NOT_FOUND, format!("cannot run {program}: not found"));
-        }
-        Err(e) => return not_started(CODE_NOT_STARTED, format!("cannot run {program}: {e}")),
+        Err(e) => return spawn_failed(program, cwd, &e),
     };
-    let deadline = Instant::now() + timeout;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        // Small inputs fit the pipe's buffer; a program that exits without reading is not an
-        // error of ours.
-        let _ = pipe.write_all(input);
+    // The group id is the child's pid: it was started with `process_group(0)`.
+    let pgid = libc::pid_t::try_from(child.id()).ok();
+    let _running = pgid.map(Running::register);
+    let kill = || {
+        if let Some(pgid) = pgid {
+            kill_group(pgid);
+        }
+    };
+    if let (Some(input), Some(pipe)) = (stdin, child.stdin.take()) {
+        feed(pipe, input);
     }
     let stdout = capture(child.stdout.take());
     let stderr = capture(child.stderr.take());
 
-    let (status, timed_out) = wait(&mut child, deadline);
+    let (status, timed_out) = wait(&mut child, deadline, kill);
+    // A command that exited may have left children holding its pipes: wait for them until the
+    // deadline, then kill the group.
+    let collect = |rx: mpsc::Receiver<(Vec<u8>, bool)>| -> (Vec<u8>, bool) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        rx.recv_timeout(left).unwrap_or_else(|_| {
+            kill();
+            rx.recv_timeout(GRACE).unwrap_or_default()
+        })
+    };
+    let (out, out_cut) = collect(stdout);
+    let (err, err_cut) = collect(stderr);
+
     let mut output = String::new();
     if timed_out {
         output.push_str(&format!(
@@ -93,19 +147,12 @@ pub fn run<S: AsRef<str>>(argv: &[S], stdin: Option<&[u8]>, timeout: Duration) -
             timeout.as_secs_f64()
         ));
     }
-    // A command that exited may have left children holding its pipes: wait for them until the
-    // deadline, then kill the group.
-    let collect = |rx: mpsc::Receiver<Vec<u8>>| -> Vec<u8> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        rx.recv_timeout(left).unwrap_or_else(|_| {
-            kill_group(&child);
-            rx.recv_timeout(GRACE).unwrap_or_default()
-        })
-    };
-    let out = collect(stdout);
-    let err = collect(stderr);
-    output.push_str(&String::from_utf8_lossy(&out));
-    output.push_str(&String::from_utf8_lossy(&err));
+    let mut captured = out;
+    let room = MAX_CAPTURE.saturating_sub(output.len() + captured.len());
+    let mut truncated = out_cut || err_cut || err.len() > room;
+    captured.extend_from_slice(&err[..err.len().min(room)]);
+    output.push_str(&String::from_utf8_lossy(&captured));
+    truncated |= clip(&mut output, MAX_CAPTURE);
     let code = if timed_out {
         CODE_TIMED_OUT
     } else {
@@ -115,6 +162,25 @@ pub fn run<S: AsRef<str>>(argv: &[S], stdin: Option<&[u8]>, timeout: Duration) -
         code,
         timed_out,
         output,
+        truncated,
+    }
+}
+
+/// The outcome of a command that could not be spawned.
+fn spawn_failed(program: &str, cwd: Option<&Path>, e: &std::io::Error) -> Outcome {
+    if let Some(dir) = cwd.filter(|d| !d.is_dir()) {
+        return not_started(
+            CODE_NOT_STARTED,
+            format!(
+                "cannot run {program}: working directory {}: {e}",
+                dir.display()
+            ),
+        );
+    }
+    if e.kind() == std::io::ErrorKind::NotFound {
+        not_started(CODE_NOT_FOUND, format!("cannot run {program}: not found"))
+    } else {
+        not_started(CODE_NOT_STARTED, format!("cannot run {program}: {e}"))
     }
 }
 
@@ -123,14 +189,57 @@ fn not_started(code: i32, output: String) -> Outcome {
         code,
         timed_out: false,
         output,
+        truncated: false,
     }
 }
 
-/// Reads a pipe to its end on a thread, keeping the first [`MAX_CAPTURE`] bytes.
-fn capture(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+/// A process group in [`RUNNING`] for as long as this lives.
+struct Running(libc::pid_t);
+
+impl Running {
+    fn register(pgid: libc::pid_t) -> Running {
+        RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pgid);
+        Running(pgid)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = running.iter().position(|&p| p == self.0) {
+            running.swap_remove(i);
+        }
+    }
+}
+
+/// Writes `input` to the command's standard input, then closes it. An input that fits the
+/// pipe's buffer is written at once; a larger one is written on a thread, so a command that
+/// does not read it cannot hold us past the timeout. A command that exits without reading is
+/// not an error of ours.
+fn feed(mut pipe: ChildStdin, input: &[u8]) {
+    if input.len() <= libc::PIPE_BUF {
+        let _ = pipe.write_all(input);
+        return;
+    }
+    let input = input.to_vec();
+    // Without a thread the pipe is dropped: the command sees its input end at once.
+    let _ = thread::Builder::new()
+        .name("reflex-feed".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+}
+
+/// Reads a pipe to its end on a thread, keeping the first [`MAX_CAPTURE`] bytes; says whether
+/// some were dropped.
+fn capture(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<(Vec<u8>, bool)> {
     let (tx, rx) = mpsc::sync_channel(1);
     let Some(mut pipe) = pipe else {
-        let _ = tx.send(Vec::new());
+        let _ = tx.send((Vec::new(), false));
         return rx;
     };
     let spawned = thread::Builder::new()
@@ -138,61 +247,80 @@ fn capture(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> 
         .stack_size(64 * 1024)
         .spawn(move || {
             let mut kept = Vec::new();
+            let mut dropped = false;
             let mut buf = [0u8; 4096];
             loop {
                 match pipe.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
                         let room = MAX_CAPTURE - kept.len();
+                        dropped |= n > room;
                         kept.extend_from_slice(&buf[..n.min(room)]);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(_) => break,
                 }
             }
-            let _ = tx.send(kept);
+            let _ = tx.send((kept, dropped));
         });
     if spawned.is_err() {
         // No thread: the pipe is dropped, the command sees a closed pipe.
         let (tx, rx) = mpsc::sync_channel(1);
-        let _ = tx.send(b"(output not captured: cannot start a thread)\n".to_vec());
+        let _ = tx.send((
+            b"(output not captured: cannot start a thread)\n".to_vec(),
+            false,
+        ));
         return rx;
     }
     rx
 }
 
-/// Waits for the child until `deadline`, killing its process group then. Returns its status
-/// (`None` when it could not be had) and whether it was killed at the deadline.
-fn wait(child: &mut Child, deadline: Instant) -> (Option<ExitStatus>, bool) {
+/// Waits for the child until `deadline`, killing its process group then (or as soon as its
+/// status cannot be had). Returns its status (`None` when it could not be had) and whether it
+/// was killed at the deadline.
+fn wait(child: &mut Child, deadline: Instant, kill: impl Fn()) -> (Option<ExitStatus>, bool) {
     // Short commands are common: check often at first, then less often.
     let mut step = Duration::from_millis(1);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return (Some(status), false),
             Ok(None) => {}
-            Err(_) => return (None, false),
+            Err(_) => {
+                kill();
+                return (child.wait().ok(), false);
+            }
         }
         let now = Instant::now();
         if now >= deadline {
-            kill_group(child);
+            kill();
             return (child.wait().ok(), true);
         }
         thread::sleep(step.min(deadline - now));
-        step = (step * 2).min(Duration::from_millis(50));
+        step = (step * 2).min(Duration::from_millis(20));
     }
 }
 
-/// Kills the child's process group (the child and whatever it started that stayed in it).
-fn kill_group(child: &Child) {
-    let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
-        return;
-    };
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours. The group id is the
-    // child's pid (it was started with `process_group(0)`); the group exists while any of its
-    // members does.
+/// Kills process group `pgid` (a command and whatever it started that stayed in its group).
+fn kill_group(pgid: libc::pid_t) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours. A negative pid
+    // signals the group, which exists while any of its members does.
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
     }
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary (lossy decoding may have grown
+/// it); says whether it cut.
+fn clip(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    true
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
@@ -209,35 +337,91 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(20);
 
+    /// [`kill_all`] kills every command of this process: the tests run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     #[test]
     fn status_and_output() {
-        let out = run(&["sh", "-c", "echo out; echo err >&2; exit 3"], None, LONG);
+        let _serial = serial();
+        let out = run(
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            None,
+            None,
+            LONG,
+        );
         assert_eq!(out.code, 3);
         assert!(!out.ok());
         assert_eq!(out.output, "out\nerr\n");
-        assert!(run(&["true"], None, LONG).ok());
+        assert!(run(&["true"], None, None, LONG).ok());
     }
 
     #[test]
     fn missing_program() {
-        let out = run(&["/nonexistent/reflex-test"], None, LONG);
+        let _serial = serial();
+        let out = run(&["/nonexistent/reflex-test"], None, None, LONG);
         assert_eq!(out.code, CODE_NOT_FOUND);
         assert!(out.output.contains("not found"), "{}", out.output);
-        assert_eq!(run::<&str>(&[], None, LONG).code, CODE_NOT_STARTED);
+        assert_eq!(run::<&str>(&[], None, None, LONG).code, CODE_NOT_STARTED);
     }
 
     #[test]
     fn stdin_is_passed() {
-        let out = run(&["cat"], Some(b"{\"args\":{}}"), LONG);
+        let _serial = serial();
+        let out = run(&["cat"], None, Some(b"{\"args\":{}}"), LONG);
         assert!(out.ok());
         assert_eq!(out.output, "{\"args\":{}}");
     }
 
     #[test]
+    fn large_stdin_is_passed() {
+        let _serial = serial();
+        let input = vec![b'x'; 300_000];
+        let out = run(&["wc", "-c"], None, Some(&input), LONG);
+        assert!(out.ok());
+        assert_eq!(out.output.trim(), "300000");
+    }
+
+    #[test]
+    fn unread_stdin_does_not_outlast_the_timeout() {
+        let _serial = serial();
+        let start = Instant::now();
+        let input = vec![b'x'; 1 << 20];
+        let out = run(
+            &["sleep", "30"],
+            None,
+            Some(&input),
+            Duration::from_millis(300),
+        );
+        assert!(out.timed_out);
+        assert!(start.elapsed() < Duration::from_secs(15));
+    }
+
+    #[test]
+    fn working_directory() {
+        let _serial = serial();
+        let out = run(&["pwd"], Some(Path::new("/")), None, LONG);
+        assert_eq!(out.output, "/\n");
+        let out = run(
+            &["pwd"],
+            Some(Path::new("/nonexistent/reflex-dir")),
+            None,
+            LONG,
+        );
+        assert_eq!(out.code, CODE_NOT_STARTED);
+        assert!(out.output.contains("working directory"), "{}", out.output);
+    }
+
+    #[test]
     fn timeout_kills_the_group() {
+        let _serial = serial();
         let start = Instant::now();
         let out = run(
             &["sh", "-c", "sleep 30 & echo started; sleep 30"],
+            None,
             None,
             Duration::from_millis(300),
         );
@@ -250,15 +434,63 @@ mod tests {
     }
 
     #[test]
+    fn kill_all_ends_running_commands() {
+        let _serial = serial();
+        let start = Instant::now();
+        let runner = thread::spawn(|| run(&["sh", "-c", "sleep 30 & sleep 30"], None, None, LONG));
+        while RUNNING.lock().unwrap().is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never started");
+            thread::sleep(Duration::from_millis(5));
+        }
+        kill_all();
+        let out = runner.join().unwrap();
+        assert_eq!(out.code, 128 + 9);
+        assert!(!out.timed_out);
+        assert!(start.elapsed() < Duration::from_secs(15));
+    }
+
+    #[test]
     fn output_is_bounded() {
-        let out = run(&["sh", "-c", "head -c 200000 /dev/zero"], None, LONG);
+        let _serial = serial();
+        let out = run(&["sh", "-c", "head -c 200000 /dev/zero"], None, None, LONG);
         assert!(out.ok());
         assert_eq!(out.output.len(), MAX_CAPTURE);
+        assert!(out.truncated);
+        // Standard error fills what standard output left, and no more.
+        let out = run(
+            &[
+                "sh",
+                "-c",
+                "head -c 60000 /dev/zero; head -c 10000 /dev/zero >&2",
+            ],
+            None,
+            None,
+            LONG,
+        );
+        assert_eq!(out.output.len(), MAX_CAPTURE);
+        assert!(out.truncated);
+        let out = run(&["echo", "short"], None, None, LONG);
+        assert!(!out.truncated);
+    }
+
+    #[test]
+    fn invalid_utf8_stays_bounded() {
+        let _serial = serial();
+        // Each invalid byte decodes to a three-byte replacement character.
+        let out = run(
+            &["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' '\\377'"],
+            None,
+            None,
+            LONG,
+        );
+        assert!(out.output.len() <= MAX_CAPTURE);
+        assert!(out.truncated);
     }
 
     #[test]
     fn signals_are_128_plus() {
-        let out = run(&["sh", "-c", "kill -9 $$"], None, LONG);
+        let _serial = serial();
+        let out = run(&["sh", "-c", "kill -9 $$"], None, None, LONG);
         assert_eq!(out.code, 128 + 9);
     }
 }

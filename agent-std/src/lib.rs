@@ -17,7 +17,8 @@
 //!
 //! * [`config`] reads `agent.yml`;
 //! * [`allow`] holds the allow-list, and says why it is shaped as it is;
-//! * [`exec`] runs a command without a shell, with a timeout and bounded output;
+//! * [`exec`] runs a command without a shell, with a timeout and bounded output (the Manager
+//!   runs its programs and plugins with it too);
 //! * [`actor`] receives, checks and performs actions;
 //! * [`recent`] makes repeated actions run at most once;
 //! * [`gateway`] joins a device on a serial line to the bus (`reflex-agent gateway`).

@@ -11,7 +11,8 @@
 //! * [`publisher`]: `reflex publisher` and its supervision.
 //! * [`reactions`]: the local reactions, one module each, and their worker pool.
 //! * [`render`]: reaction arguments rendered to text and JSON.
-//! * [`child`]: running programs with a timeout and bounded output.
+//! * Programs (`reactions.exec.run`, plugins) run through `reflex_agent::exec`, shared with
+//!   the Actor: no shell, a timeout killing the process group, bounded output.
 //! * [`metrics`]: counters and the `/metrics` HTTP endpoint.
 //! * [`send`] and [`watch`]: `reflex send` and `reflex watch`.
 //! * [`demo`]: `reflex demo`, everything on loopback with the example rulebook.
@@ -24,7 +25,6 @@
 #![deny(missing_docs)]
 
 pub mod actions;
-pub mod child;
 pub mod clock;
 pub mod daemon;
 pub mod demo;

@@ -8,10 +8,11 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Manager, PATIENCE, Scratch, alive, serve_one, signal, wait_until};
+use common::{Manager, PATIENCE, Scratch, serve_one, wait_until};
 use reflex_core::Value;
 use reflex_core::event::MAX_HOPS;
 use reflex_core::wire::{self, Action, Body, Envelope, Heartbeat, MAX_ENVELOPE_LEN};
+use reflex_tests::{alive, signal};
 
 #[test]
 fn exec_run_gets_templated_argv_without_a_shell() {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, Scratch, alive, free_port, reflex, signal, wait_until};
+use common::{Proc, Scratch, free_port, metric_in, reflex, scrape, wait_until};
+use reflex_tests::{alive, signal};
 
 /// Whether `--help` of a command mentions `--insecure` (lab mode, needed to run unsigned).
 fn has_insecure(mut cmd: Command) -> bool {
@@ -16,21 +17,6 @@ fn has_insecure(mut cmd: Command) -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("--insecure"))
         .unwrap_or(false)
-}
-
-/// The `reflex-agent` binary beside `reflex`, built when missing.
-fn agent_binary() -> PathBuf {
-    let reflex = PathBuf::from(env!("CARGO_BIN_EXE_reflex"));
-    let path = reflex.with_file_name("reflex-agent");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--bin", "reflex-agent", "-p", "reflex-agent"])
-            .status()
-            .expect("cargo build of reflex-agent");
-        assert!(status.success(), "cannot build reflex-agent");
-    }
-    path
 }
 
 /// A Manager on fixed ports and a fixed `--state`, which can be killed and started again.
@@ -136,17 +122,7 @@ impl Node {
     }
 
     fn metric(&self, sample: &str) -> Option<f64> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&self.metrics).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        text.lines().find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == sample).then(|| value.parse().ok())?
-        })
+        metric_in(&scrape(&self.metrics)?, sample)
     }
 
     fn wait_metric(&self, sample: &str, at_least: f64) {
@@ -445,9 +421,9 @@ fn an_actor_restarted_gets_what_was_sent_while_it_was_down_once() {
     .unwrap();
     node.start();
 
-    let insecure = has_insecure(Command::new(agent_binary()));
+    let insecure = has_insecure(Command::new(reflex_tests::binary("reflex-agent")));
     let start_agent = |n: usize| {
-        let mut cmd = Command::new(agent_binary());
+        let mut cmd = Command::new(reflex_tests::binary("reflex-agent"));
         cmd.args(["--manager", &node.events, "--publisher", &node.publish]);
         cmd.arg("--config").arg(&config);
         if insecure {

@@ -2,6 +2,9 @@
 //! `reflex-agent` binaries, starts them on free loopback ports, watches what the Manager sees
 //! through its watch socket and reads its `/metrics`; every process it starts is stopped when
 //! its guard is dropped, however the test ends.
+//!
+//! Its generic pieces (ports, waits, scratch directories, processes, metrics) also serve the
+//! Manager's own cross-process tests in `manager/tests`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -77,8 +80,13 @@ pub fn free_endpoint() -> String {
 }
 
 /// Polls `cond` every 50 ms until it holds; panics with `what` after [`PATIENCE`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    wait_within(what, PATIENCE, cond);
+}
+
+/// Polls `cond` every 50 ms until it holds; panics with `what` after `patience`.
+pub fn wait_within(what: &str, patience: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + patience;
     while Instant::now() < deadline {
         if cond() {
             return;
@@ -118,6 +126,17 @@ impl Scratch {
         std::fs::write(&path, text).expect("a scratch file");
         path
     }
+
+    /// Writes an executable file (a plugin) at `rel`, `text` as is; returns the path.
+    pub fn executable(&self, rel: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.0.join(rel);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("a directory");
+        std::fs::write(&path, text).expect("a scratch file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("an executable mode");
+        path
+    }
 }
 
 impl Drop for Scratch {
@@ -142,6 +161,11 @@ impl Proc {
         Proc(child)
     }
 
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Whether it has exited.
     pub fn exited(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(Some(_)))
@@ -153,10 +177,7 @@ impl Drop for Proc {
         if self.exited() {
             return;
         }
-        // SAFETY: kill(2) on a pid this harness started; no memory is involved.
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
+        signal(self.0.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if self.exited() {
@@ -167,6 +188,42 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Sends signal `sig` to process `pid` (one the test started, or one it read from metrics).
+/// A pid that names no single process (0, or too large) is ignored.
+pub fn signal(pid: u32, sig: i32) {
+    let Some(pid) = libc::pid_t::try_from(pid).ok().filter(|&p| p > 0) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Whether a process exists (and is not a zombie that could still be reaped).
+pub fn alive(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state is the field after the parenthesised command name.
+    let state = status
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("");
+    !state.is_empty() && state != "Z" && state != "X"
+}
+
+/// The text of `GET /metrics` at `addr` (`HOST:PORT`), or `None` while nothing answers
+/// within `timeout`.
+pub fn scrape(addr: &str, timeout: Duration) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    Some(body.to_string())
 }
 
 /// What the Manager published on its watch socket, collected by a thread.
@@ -264,9 +321,21 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// Starts a Manager on the rulebook at `rules`, logging into `dir`; returns once its
-    /// metrics answer, its Publisher runs and the watch stream is subscribed.
+    /// Starts a Manager on the rulebook at `rules` in lab mode ([`LAB_FLAGS`], then `extra`),
+    /// logging into `dir`; returns once its metrics answer, its Publisher runs and the watch
+    /// stream is subscribed.
     pub fn start(dir: &Scratch, rules: &Path, extra: &[&str]) -> Manager {
+        Manager::launch(dir, rules, LAB_FLAGS, extra)
+    }
+
+    /// Starts a Manager as [`Manager::start`] does but without [`LAB_FLAGS`]: `extra` gives
+    /// its `--key` and `--trust`. The watch stream is subscribed but not probed (an
+    /// unauthenticated probe would be refused), so wait for events that recur.
+    pub fn start_secure(dir: &Scratch, rules: &Path, extra: &[&str]) -> Manager {
+        Manager::launch(dir, rules, &[], extra)
+    }
+
+    fn launch(dir: &Scratch, rules: &Path, flags: &[&str], extra: &[&str]) -> Manager {
         let (events, publish, watch) = (free_endpoint(), free_endpoint(), free_endpoint());
         let metrics = format!("127.0.0.1:{}", free_port());
         let log = dir.path().join(format!("manager-{}.log", free_port()));
@@ -289,7 +358,7 @@ impl Manager {
                 dir.path().display(),
                 free_port()
             ))
-            .args(LAB_FLAGS)
+            .args(flags)
             .args(extra)
             .env("RUST_LOG", "info");
         let proc = Proc::spawn(cmd, &log);
@@ -308,7 +377,9 @@ impl Manager {
             }
             m.metric("reflex_publisher_pid").unwrap_or(0.0) > 0.0
         });
-        m.await_watch();
+        if !flags.is_empty() {
+            m.await_watch();
+        }
         m
     }
 
@@ -341,14 +412,7 @@ impl Manager {
 
     /// The text of `/metrics`, or `None` while nothing answers.
     pub fn scrape(&self) -> Option<String> {
-        let mut s = TcpStream::connect(&self.metrics).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let (_, body) = text.split_once("\r\n\r\n")?;
-        Some(body.to_string())
+        scrape(&self.metrics, Duration::from_secs(10))
     }
 
     /// One sample, named with its labels exactly as exposed.

@@ -3,13 +3,16 @@
 //! Arguments: `argv` (required list: the program and its arguments, each templated value one
 //! argument; no shell), `timeout` (seconds, default 10: the program's process group is killed
 //! then), `cwd` (optional working directory). Stdout then stderr, at most 64 KiB, are the
-//! output; the exit status is the code (`-N` when killed by signal `N`, 124 on timeout).
+//! output; the exit status is the code (`128 + N` when killed by signal `N`, 124 on timeout,
+//! 127 when the program is not found, 126 when it cannot be started). See
+//! [`reflex_agent::exec`], which runs it.
 
 use std::path::Path;
 use std::time::Duration;
 
+use reflex_agent::exec;
+
 use super::{Builtin, Handler, Job, Outcome};
-use crate::child;
 
 /// The registration of `reactions.exec.run`.
 pub const BUILTIN: Builtin = Builtin {
@@ -35,14 +38,12 @@ impl Handler for Run {
             .text("cwd")
             .filter(|c| !c.is_empty())
             .map(Path::new);
-        match child::run(&argv, cwd, None, timeout) {
-            Ok(done) => Outcome {
-                ok: done.exit.success(),
-                code: done.exit.code(),
-                output: done.output,
-                emit: None,
-            },
-            Err(e) => Outcome::failed(-1, format!("cannot run `{}`: {e}", argv[0])),
+        let done = exec::run(&argv, cwd, None, timeout);
+        Outcome {
+            ok: done.ok(),
+            code: done.code,
+            output: done.output,
+            emit: None,
         }
     }
 }

@@ -9,8 +9,9 @@
 use std::io::Read;
 use std::time::Duration;
 
+use reflex_agent::exec::{CODE_TIMED_OUT, MAX_CAPTURE};
+
 use super::{Builtin, Handler, Job, Outcome};
-use crate::child::{MAX_OUTPUT, TIMEOUT_CODE};
 use crate::render::{event_json, value_json};
 
 /// The registration of `reactions.http.post`.
@@ -90,7 +91,7 @@ impl Handler for Post {
                 let _ = response
                     .body_mut()
                     .as_reader()
-                    .take(MAX_OUTPUT as u64)
+                    .take(MAX_CAPTURE as u64)
                     .read_to_end(&mut body);
                 let text = String::from_utf8_lossy(&body).into_owned();
                 Outcome {
@@ -101,7 +102,7 @@ impl Handler for Post {
                 }
             }
             Err(ureq::Error::Timeout(t)) => {
-                Outcome::failed(TIMEOUT_CODE, format!("POST {url}: timeout ({t})"))
+                Outcome::failed(CODE_TIMED_OUT, format!("POST {url}: timeout ({t})"))
             }
             Err(e) => Outcome::failed(-1, format!("POST {url}: {e}")),
         }

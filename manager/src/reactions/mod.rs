@@ -269,7 +269,7 @@ impl Pool {
     pub fn stop(mut self, grace: std::time::Duration) {
         self.tx = None;
         while self.rx.try_recv().is_ok() {}
-        crate::child::kill_all();
+        reflex_agent::exec::kill_all();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline && self.workers.iter().any(|w| !w.is_finished()) {
             std::thread::sleep(std::time::Duration::from_millis(10));

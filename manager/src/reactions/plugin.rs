@@ -4,13 +4,14 @@
 //! It runs without a shell, with the JSON object
 //! `{"args": {...}, "event": {...}, "rule": NAME, "register": NUMBER}` on stdin, for at most
 //! `timeout` seconds (default 10). Its exit status and output (stdout then stderr, at most
-//! 64 KiB) are the reaction's result.
+//! 64 KiB) are the reaction's result, with the codes of [`reflex_agent::exec`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use reflex_agent::exec;
+
 use super::{Handler, Job, Outcome};
-use crate::child;
 use crate::render::{event_json, value_json};
 
 /// Default timeout of a plugin.
@@ -46,17 +47,12 @@ impl Handler for Plugin {
         let Some(program) = self.path.to_str() else {
             return Outcome::failed(-1, "plugin path is not UTF-8");
         };
-        match child::run(&[program], None, Some(input), timeout) {
-            Ok(done) => Outcome {
-                ok: done.exit.success(),
-                code: done.exit.code(),
-                output: done.output,
-                emit: None,
-            },
-            Err(e) => Outcome::failed(
-                -1,
-                format!("cannot run plugin {}: {e}", self.path.display()),
-            ),
+        let done = exec::run(&[program], None, Some(&input), timeout);
+        Outcome {
+            ok: done.ok(),
+            code: done.code,
+            output: done.output,
+            emit: None,
         }
     }
 }

@@ -1,129 +1,36 @@
-//! Helpers for the cross-process tests: free ports, scratch directories, and a running
-//! Manager that is stopped (with its Publisher) when the test ends, however it ends.
+//! Helpers for the Manager's cross-process tests: a running Manager that is stopped (with its
+//! Publisher) when the test ends, however it ends, `reflex send`, and a one-shot HTTP server.
+//! Ports, scratch directories, processes and metrics come from `reflex-tests`.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+pub use reflex_tests::{Proc, Scratch, free_port, metric_in};
 
 /// How long any wait in these tests may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long a `/metrics` answer may take.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `reflex` binary.
 pub fn reflex() -> Command {
     Command::new(env!("CARGO_BIN_EXE_reflex"))
 }
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Polls `cond` every 50 ms until it holds; panics with `what` after [`PATIENCE`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    reflex_tests::wait_within(what, PATIENCE, cond);
 }
 
-/// A scratch directory, removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(name: &str) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "reflex-test-{}-{}-{name}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes an executable file (a plugin) at `rel`.
-    pub fn executable(&self, rel: &str, text: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.0.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process stopped on drop: SIGTERM, then SIGKILL if it lingers.
-pub struct Proc(pub Child);
-
-impl Proc {
-    pub fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        terminate(&mut self.0);
-    }
-}
-
-/// SIGTERM, up to 5 s of grace, then SIGKILL; always reaped.
-pub fn terminate(child: &mut Child) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    signal(child.id(), libc::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-pub fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on a pid this test started; no memory is involved.
-    unsafe {
-        libc::kill(pid as i32, sig);
-    }
-}
-
-/// Whether a process exists (and is not a zombie we could still reap).
-pub fn alive(pid: u32) -> bool {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state is the field after the parenthesised command name.
-    let state = status
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or("");
-    !state.is_empty() && state != "Z" && state != "X"
+/// The text of `/metrics` at `addr`, or `None` while nothing answers.
+pub fn scrape(addr: &str) -> Option<String> {
+    reflex_tests::scrape(addr, SCRAPE_TIMEOUT)
 }
 
 /// A running `reflex manager` on free loopback ports.
@@ -152,9 +59,7 @@ impl Manager {
 
     /// As [`Manager::start_in`], with `flags` (keys, say) instead of `--insecure`.
     pub fn start_with(dir: Scratch, rules: &str, flags: &[String]) -> Manager {
-        let rules = rules.replace("{dir}", &dir.path().display().to_string());
-        let book = dir.path().join("rules.yml");
-        std::fs::write(&book, rules).unwrap();
+        let book = dir.write("rules.yml", rules);
         let log = dir.path().join("manager.log");
         let port = |_| format!("tcp://127.0.0.1:{}", free_port());
         let (events, publish, watch) = (port(0), port(1), port(2));
@@ -205,23 +110,12 @@ impl Manager {
 
     /// The text of `/metrics`, or `None` while nothing answers.
     pub fn scrape(&self) -> Option<String> {
-        let mut s = TcpStream::connect(&self.metrics).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let (_, body) = text.split_once("\r\n\r\n")?;
-        Some(body.to_string())
+        scrape(&self.metrics)
     }
 
     /// The value of one sample, named with its labels exactly as exposed.
     pub fn metric(&self, sample: &str) -> Option<f64> {
-        let text = self.scrape()?;
-        text.lines().find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == sample).then(|| value.parse().ok())?
-        })
+        metric_in(&self.scrape()?, sample)
     }
 
     /// `reflex send TAG FIELDS... --source SOURCE` to this Manager; asserts success.
