@@ -6,6 +6,7 @@ use embedded_hal::digital::OutputPin;
 use embedded_io::{Error as _, Read, ReadReady, Write};
 use heapless::Vec;
 use reflex_beacons::{Beacon, Emit, Schedule};
+use reflex_core::auth::{self, MacKey, ReplayWindow, Signer};
 use reflex_core::event::{SourceId, Tag, make_source};
 use reflex_core::frame::{self, CRC_LEN, Deframer};
 use reflex_core::program::{Context, Program, Reaction, Segment, Span};
@@ -152,6 +153,10 @@ pub struct Agent<'a, U, P, C, const SLOTS: usize> {
     funcs: Vec<DeviceFn, MAX_REACTIONS>,
     memory: &'a mut AgentMemory<SLOTS>,
     seq: u64,
+    key: Option<MacKey>,
+    window: ReplayWindow,
+    manager_time: Option<(u64, u64)>,
+    result_ready: bool,
     recent: [Option<(u64, bool)>; RECENT_ACTIONS],
     recent_next: usize,
     next_heartbeat_ms: u64,
@@ -199,11 +204,33 @@ where
             funcs,
             memory,
             seq: 0,
+            key: None,
+            window: ReplayWindow::new(),
+            manager_time: None,
+            result_ready: false,
             recent: [None; RECENT_ACTIONS],
             recent_next: 0,
             next_heartbeat_ms: 0,
             stats: Stats::default(),
         })
+    }
+
+    /// Authenticates the device with `key`, the HMAC key it shares with the Manager, after its
+    /// `boot`-th boot. `None` keeps lab mode: nothing is tagged and every action is accepted.
+    ///
+    /// With a key, every envelope sent (events, reaction reports, results, heartbeats) carries
+    /// `key`'s tag, and an action is performed only when its tag verifies with `key`, it has
+    /// not expired by the Manager's time learnt from the last authentic action, and its
+    /// sequence number passes a [`ReplayWindow`] of the Manager's; other actions are refused,
+    /// not answered, and counted ([`Stats::actions_refused`], [`Stats::actions_stale`]).
+    ///
+    /// Sequence numbers start at [`auth::boot_seq`]`(boot)`: `boot` must grow from one boot to
+    /// the next (a boot count in non-volatile memory, or the wall-clock second of the boot)
+    /// for the Manager's replay window to accept the device after a reboot.
+    pub fn with_key(mut self, key: Option<MacKey>, boot: u32) -> Self {
+        self.key = key;
+        self.seq = auth::boot_seq(boot);
+        self
     }
 
     /// The device id: the source of its events and the target of its actions.
@@ -277,6 +304,12 @@ where
             budget -= n;
             for &b in &chunk[..n] {
                 self.receive_byte(b, now);
+                // A result is sent from here, once the frame holding the decoded action has
+                // returned: tagging it then does not add to that frame's stack.
+                if self.result_ready {
+                    self.result_ready = false;
+                    self.send();
+                }
             }
         }
     }
@@ -290,11 +323,15 @@ where
                 log_warn!("frame dropped: {}", e);
                 return;
             }
-            Some(Ok(payload)) => downlink::decode(payload),
+            Some(Ok(payload)) => downlink::decode_tagged(payload).map(|(d, tagged)| {
+                // Checked here, while the bytes are at hand; `None` in lab mode.
+                let authentic = self.key.as_ref().map(|k| tagged.verify(k, payload));
+                (d, authentic)
+            }),
         };
-        match decoded {
-            Ok(Downlink::Action(a)) => self.handle_action(&a, now),
-            Ok(Downlink::Other) => bump(&mut self.stats.ignored),
+        match &decoded {
+            Ok((Downlink::Action(a), authentic)) => self.accept_action(a, *authentic, now),
+            Ok((Downlink::Other, _)) => bump(&mut self.stats.ignored),
             Err(e) => {
                 log_warn!("undecodable frame: {}", e);
                 bump(&mut self.stats.decode_errors);
@@ -302,13 +339,60 @@ where
         }
     }
 
-    /// Performs an action addressed to this device (its exact id, or `*`) and answers it.
-    #[inline(never)]
-    fn handle_action(&mut self, action: &DeviceAction, now: u64) {
+    /// Performs an action for this device that passes [`Agent::admit`] (with a key); ignores
+    /// one for another device.
+    fn accept_action(&mut self, action: &DeviceAction, authentic: Option<bool>, now: u64) {
         if action.target != self.id.as_str() && action.target != "*" {
             bump(&mut self.stats.ignored);
             return;
         }
+        if let Some(authentic) = authentic {
+            if !self.admit(action, authentic, now) {
+                return;
+            }
+        }
+        self.handle_action(action, now);
+    }
+
+    /// Whether an action for this device passes authentication (the tag verified: `authentic`),
+    /// expiry and the replay window. A refused one is counted.
+    #[inline(never)]
+    fn admit(&mut self, action: &DeviceAction, authentic: bool, now: u64) -> bool {
+        if !authentic {
+            log_warn!("action refused: its tag does not verify");
+            bump(&mut self.stats.actions_refused);
+            return false;
+        }
+        if action.expires != 0 && self.manager_now(now).is_some_and(|t| t >= action.expires) {
+            log_warn!("action refused: expired");
+            bump(&mut self.stats.actions_stale);
+            return false;
+        }
+        // A retry of an action handled already is answered again (not performed again), so
+        // its sequence number does not go through the window a second time.
+        let retry = self.recent.iter().flatten().any(|(id, _)| *id == action.id);
+        if !retry && self.window.accept(action.seq).is_err() {
+            log_warn!("action refused: replayed");
+            bump(&mut self.stats.actions_stale);
+            return false;
+        }
+        if self.manager_now(now).is_none_or(|t| action.time > t) {
+            self.manager_time = Some((action.time, now));
+        }
+        true
+    }
+
+    /// The Manager's wall-clock time now, estimated from the last authentic action's time and
+    /// the device's clock since; `None` before the first.
+    fn manager_now(&self, now: u64) -> Option<u64> {
+        self.manager_time
+            .map(|(time, at)| time.saturating_add(now.saturating_sub(at)))
+    }
+
+    /// Performs an action addressed to this device (its exact id, or `*`), admitted already, and
+    /// leaves its result in the envelope for [`Agent::receive`] to send.
+    #[inline(never)]
+    fn handle_action(&mut self, action: &DeviceAction, now: u64) {
         let seen = self
             .recent
             .iter()
@@ -354,7 +438,7 @@ where
                 r.seq = self.next_seq();
                 r.time = now;
                 self.memory.env.body = Body::Result(r);
-                self.send();
+                self.result_ready = true;
             }
             Err(_) => bump(&mut self.stats.encode_errors),
         }
@@ -486,12 +570,14 @@ where
         self.seq
     }
 
-    /// Frames the envelope and writes it; returns whether it was written whole.
+    /// Frames the envelope's body, tagged with the device's key when it has one, and writes
+    /// it; returns whether it was written whole.
     #[inline(never)]
     fn send(&mut self) -> bool {
         let AgentMemory { env, tx, .. } = &mut *self.memory;
         tx[0] = 0;
-        let n = match frame::encode_envelope(env, &mut tx[1..]) {
+        let signer = self.key.clone().map(Signer::Mac);
+        let n = match frame::encode_tagged(&env.body, signer.as_ref(), &mut tx[1..]) {
             Ok(n) => 1 + n,
             Err(e) => {
                 log_warn!("envelope not sent: {}", e);

@@ -103,3 +103,45 @@ pub fn rulebook(rulebook: &str, name: &str) -> Result<PathBuf, String> {
         .map_err(|e| format!("{}: {e}", target.display()))?;
     Ok(target)
 }
+
+/// The build-script step for a device's HMAC key: when the environment variable `var` names a
+/// key file (`reflex-hmac-sha256 <64 hex digits>`, as `reflex keys gen` writes it), parses it
+/// and writes `$OUT_DIR/device_key.rs` defining
+/// `pub const <name>: Option<reflex_agent_embedded::MacKey>` as `Some(key)`; when `var` is
+/// unset or empty, as `None` (lab mode). Tells cargo to rerun when `var` or the file changes.
+/// Returns whether a key was found.
+///
+/// Errors: the file cannot be read, is not a key file, or holds another kind of key.
+pub fn device_key(var: &str, name: &str) -> Result<bool, String> {
+    let out = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    std::println!("cargo:rerun-if-env-changed={var}");
+    let path = std::env::var_os(var).filter(|p| !p.is_empty());
+    let value = match &path {
+        None => String::from("None"),
+        Some(path) => {
+            let path = Path::new(path);
+            std::println!("cargo:rerun-if-changed={}", path.display());
+            let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let key = reflex_core::auth::KeyFile::parse(&text)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if key.kind != reflex_core::auth::KeyKind::Mac {
+                return Err(format!(
+                    "{}: holds {} where a device's HMAC key is expected",
+                    path.display(),
+                    key.kind
+                ));
+            }
+            format!(
+                "Some(reflex_agent_embedded::MacKey::from_bytes({:?}))",
+                key.bytes
+            )
+        }
+    };
+    let target = out.join("device_key.rs");
+    let source = format!(
+        "/// The device's HMAC key, from ${var} at build time; `None`: lab mode.\n\
+         pub const {name}: Option<reflex_agent_embedded::MacKey> = {value};\n"
+    );
+    fs::write(&target, source).map_err(|e| format!("{}: {e}", target.display()))?;
+    Ok(path.is_some())
+}

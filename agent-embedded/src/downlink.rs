@@ -12,6 +12,7 @@
 //! decodes to the same fields here.
 
 use reflex_core::Error;
+use reflex_core::auth::MacKey;
 use reflex_core::event::{Field, SourceId};
 use reflex_core::value::Value;
 use reflex_core::wire::{Auth, Key, Target, WIRE_VERSION};
@@ -37,7 +38,8 @@ pub struct DeviceAction {
     /// When it was issued, in milliseconds since the Unix epoch.
     pub time: u64,
     /// When it expires (0: never). The device has no wall clock: the gateway drops expired
-    /// actions before they reach the line.
+    /// actions before they reach the line, and a device with a key also refuses one that
+    /// expired by the Manager's time it learnt from the last authentic action.
     pub expires: u64,
     /// Which devices perform it: this device's id, or `*`.
     pub target: Target,
@@ -73,6 +75,33 @@ pub enum Downlink {
 /// (including an action over the device's capacities), [`Error::AuthTooLong`],
 /// [`Error::TrailingBytes`].
 pub fn decode(bytes: &[u8]) -> Result<Downlink, Error> {
+    decode_tagged(bytes).map(|(d, _)| d)
+}
+
+/// Where an envelope's authentication tag is: the tag covers `bytes[..signed_len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tagged<'b> {
+    /// Length of the signed part: the version byte and the body.
+    pub signed_len: usize,
+    /// The tag (empty when the envelope is unauthenticated).
+    pub tag: &'b [u8],
+}
+
+impl Tagged<'_> {
+    /// Whether the tag is `key`'s HMAC of `bytes`' signed part (`bytes`: what
+    /// [`decode_tagged`] read).
+    pub fn verify(&self, key: &MacKey, bytes: &[u8]) -> bool {
+        bytes
+            .get(..self.signed_len)
+            .is_some_and(|signed| key.verify(signed, self.tag))
+    }
+}
+
+/// Reads one deframed envelope as [`decode`] does, and says where its tag is. An envelope of
+/// another kind than an action is not read past its kind: its tag is reported empty.
+///
+/// Errors: as [`decode`].
+pub fn decode_tagged(bytes: &[u8]) -> Result<(Downlink, Tagged<'_>), Error> {
     let (&version, payload) = bytes.split_first().ok_or(Error::UnexpectedEnd)?;
     if version != WIRE_VERSION {
         return Err(Error::UnsupportedVersion(version));
@@ -80,20 +109,25 @@ pub fn decode(bytes: &[u8]) -> Result<Downlink, Error> {
     let (&kind, body) = payload.split_first().ok_or(Error::UnexpectedEnd)?;
     if kind != KIND_ACTION {
         return if kind <= 3 {
-            Ok(Downlink::Other)
+            let none = Tagged {
+                signed_len: bytes.len(),
+                tag: &[],
+            };
+            Ok((Downlink::Other, none))
         } else {
             Err(Error::Malformed)
         };
     }
     let (action, rest) = postcard::take_from_bytes::<DeviceAction>(body).map_err(de_error)?;
-    let (auth, rest) = postcard::take_from_bytes::<&[u8]>(rest).map_err(de_error)?;
+    let signed_len = bytes.len() - rest.len();
+    let (tag, rest) = postcard::take_from_bytes::<&[u8]>(rest).map_err(de_error)?;
     if !rest.is_empty() {
         return Err(Error::TrailingBytes);
     }
-    if auth.len() > Auth::new().capacity() {
+    if tag.len() > Auth::new().capacity() {
         return Err(Error::AuthTooLong);
     }
-    Ok(Downlink::Action(action))
+    Ok((Downlink::Action(action), Tagged { signed_len, tag }))
 }
 
 fn de_error(e: postcard::Error) -> Error {

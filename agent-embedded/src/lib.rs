@@ -15,6 +15,10 @@
 //!    `ok`, and `error` when it failed);
 //! 3. sends a heartbeat every [`HEARTBEAT_MS`].
 //!
+//! With a device key ([`Agent::with_key`], a [`MacKey`] shared with the Manager), everything
+//! sent carries the key's HMAC tag and only actions tagged with it are performed, once each,
+//! before they expire; without one (lab mode) nothing is tagged or checked.
+//!
 //! Every buffer has a named capacity ([`TX_FRAME_LEN`], [`MAX_REACTIONS`],
 //! [`MAX_REPORTS_PER_EVENT`], [`RECENT_ACTIONS`], the store's `SLOTS` in [`AgentMemory`]),
 //! and everything
@@ -66,6 +70,7 @@ pub use agent::{
 };
 pub use error::Error;
 pub use reaction::{DEVICE_KEYS, DEVICE_MODULE, DeviceFn};
+pub use reflex_core::auth::MacKey;
 pub use stats::Stats;
 pub use store::SlotStore;
 

@@ -27,6 +27,11 @@ pub struct Stats {
     pub actions_failed: u32,
     /// Actions received again (same id) and answered without being performed again.
     pub actions_duplicate: u32,
+    /// Actions for this device refused because their tag does not verify with the device's
+    /// key (or they carry none); only with a key ([`crate::Agent::with_key`]).
+    pub actions_refused: u32,
+    /// Authentic actions for this device refused as expired or replayed.
+    pub actions_stale: u32,
     /// Envelopes not for this device: actions for other targets, and other kinds.
     pub ignored: u32,
     /// On-device rule firings.

@@ -8,10 +8,11 @@ use std::rc::Rc;
 use embedded_hal_mock::eh1::digital::{Mock as PinMock, State, Transaction};
 use reflex_agent_embedded::{
     Agent, AgentMemory, CODE_UNKNOWN_FUNCTION, Clock, DEVICE_KEYS, Error, MAX_DEVICE_ENVELOPE_LEN,
-    Scheduled, TX_FRAME_LEN,
+    MacKey, Scheduled, TX_FRAME_LEN,
 };
 use reflex_beacons::device::{Sensor, SensorRead, Uptime};
 use reflex_beacons::{BeaconError, Schedule};
+use reflex_core::auth::{self, AuthError, Signer, Verifier};
 use reflex_core::event::{MAX_FIELDS, MAX_SOURCE_LEN, MAX_TAG_LEN};
 use reflex_core::frame::{self, EnvelopeDeframer, MAX_ENVELOPE_FRAME_LEN};
 use reflex_core::value::{MAX_NAME_LEN, MAX_STR_LEN};
@@ -633,5 +634,188 @@ fn an_action_too_large_for_the_device_is_counted() {
         [(2, true, 0, "pin high".to_string())]
     );
     assert_eq!(agent.stats().frames.too_long, 1);
+    pin.clone().done();
+}
+
+const KEY: [u8; 32] = [7; 32];
+
+fn keyed_agent<'p>(compiled: &'p Compiled, pin: &PinMock, clock: &TestClock) -> TestAgent<'p> {
+    agent(compiled, pin, clock).with_key(Some(MacKey::from_bytes(KEY)), 3)
+}
+
+/// `body` framed as the Manager sends it to a device with a key: tagged with `key`.
+fn framed_tagged(body: impl Into<Body>, key: [u8; 32]) -> Vec<u8> {
+    let mut buf = vec![0u8; MAX_ENVELOPE_FRAME_LEN];
+    let signer = Signer::Mac(MacKey::from_bytes(key));
+    let n = frame::encode_tagged(&body.into(), Some(&signer), &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Every frame the agent wrote, checked with `verifier`: the bodies and the verdicts.
+fn sent_checked(
+    agent: &mut TestAgent<'_>,
+    verifier: &Verifier,
+) -> Vec<(Body, Result<(), AuthError>)> {
+    let bytes = std::mem::take(&mut agent.uart_mut().tx);
+    let mut deframer = EnvelopeDeframer::new();
+    let mut out = Vec::new();
+    for b in bytes {
+        if let Some(frame) = deframer.push(b) {
+            let payload = frame.expect("the agent writes intact frames");
+            let d = wire::decode(payload).unwrap();
+            let verdict = auth::verify(&d, payload, verifier);
+            out.push((d.envelope.body, verdict));
+        }
+    }
+    out
+}
+
+#[test]
+fn with_a_key_everything_sent_is_tagged() {
+    let compiled = compile(RULES);
+    let pin = PinMock::new(&[
+        Transaction::set(State::Low),
+        Transaction::set(State::High),
+        Transaction::set(State::Low),
+    ]);
+    let clock = TestClock::default();
+    let mut agent = keyed_agent(&compiled, &pin, &clock);
+    let dial = Dial::default();
+    let mut sensor = Sensor::new(dial.clone(), "temp", "temp_c", "dev-1").unwrap();
+    let mut beacons = [Scheduled::new(&mut sensor, Schedule::every(100))];
+
+    // An event and a heartbeat; then a rule firing and its report; then an action's result.
+    dial.0.set(20.0);
+    agent.poll(&mut beacons);
+    clock.set(100);
+    dial.0.set(35.0);
+    agent.poll(&mut beacons);
+    agent
+        .uart_mut()
+        .rx
+        .extend(framed_tagged(set_pin(10, "dev-1", "off"), KEY));
+    agent.poll(&mut []);
+
+    let good = Verifier::Mac(MacKey::from_bytes(KEY));
+    let checked = sent_checked(&mut agent, &good);
+    let kinds: Vec<_> = checked.iter().map(|(b, _)| b.kind().as_str()).collect();
+    assert_eq!(kinds, ["event", "heartbeat", "event", "event", "result"]);
+    assert!(checked.iter().all(|(_, v)| v.is_ok()), "{checked:?}");
+    assert!(results(&[checked[4].0.clone()])[0].1);
+    // The sequence starts at the boot's number in the high half and keeps growing.
+    let seqs: Vec<u64> = checked.iter().map(|(b, _)| b.seq()).collect();
+    assert_eq!(
+        seqs,
+        [
+            (3 << 32) + 1,
+            (3 << 32) + 2,
+            (3 << 32) + 3,
+            (3 << 32) + 4,
+            (3 << 32) + 5
+        ]
+    );
+
+    // Another key does not verify them.
+    clock.set(200);
+    agent.poll(&mut beacons);
+    let other = Verifier::Mac(MacKey::from_bytes([8; 32]));
+    let checked = sent_checked(&mut agent, &other);
+    assert!(!checked.is_empty());
+    assert!(checked.iter().all(|(_, v)| *v == Err(AuthError::BadTag)));
+    pin.clone().done();
+}
+
+#[test]
+fn with_a_key_only_tagged_fresh_actions_are_performed() {
+    let compiled = compile(RULES);
+    let pin = PinMock::new(&[
+        Transaction::set(State::Low),
+        Transaction::set(State::High),
+        Transaction::set(State::Low),
+    ]);
+    let clock = TestClock::default();
+    let mut agent = keyed_agent(&compiled, &pin, &clock);
+    let action = |id: u64, seq: u64, state: &str, time: u64, expires: u64| {
+        let mut a = set_pin(id, "dev-1", state);
+        a.seq = seq;
+        a.time = time;
+        a.expires = expires;
+        a
+    };
+    const T: u64 = 1_700_000_000_000;
+
+    let mut line = Vec::new();
+    // Untagged, and tagged with another key: refused, not answered.
+    line.extend(framed(action(1, 100, "on", T, T + 30_000)));
+    line.extend(framed_tagged(action(2, 101, "on", T, T + 30_000), [8; 32]));
+    // Tagged with the device's key: performed.
+    let good = framed_tagged(action(3, 102, "on", T, T + 30_000), KEY);
+    line.extend(good.clone());
+    // The same bytes again (a retry): answered again, not performed again.
+    line.extend(good);
+    // Another action with a sequence number seen already: a replay, refused.
+    line.extend(framed_tagged(action(4, 102, "off", T, T + 30_000), KEY));
+    // Expired by the Manager's time learnt from action 3: refused.
+    line.extend(framed_tagged(
+        action(5, 103, "off", T - 60_000, T - 30_000),
+        KEY,
+    ));
+    // A fresh one: performed.
+    line.extend(framed_tagged(action(6, 104, "off", T + 1, T + 30_000), KEY));
+    agent.uart_mut().rx.extend(line);
+    // A poll reads at most RX_BUDGET bytes.
+    while !agent.uart_mut().rx.is_empty() {
+        agent.poll(&mut []);
+    }
+
+    let checked = sent_checked(&mut agent, &Verifier::Mac(MacKey::from_bytes(KEY)));
+    assert!(checked.iter().all(|(_, v)| v.is_ok()));
+    let bodies: Vec<Body> = checked.into_iter().map(|(b, _)| b).collect();
+    let got: Vec<(u64, bool)> = results(&bodies).iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(got, [(3, true), (3, true), (6, true)]);
+    let s = agent.stats();
+    assert_eq!(
+        (
+            s.actions_refused,
+            s.actions_stale,
+            s.actions_ok,
+            s.actions_duplicate
+        ),
+        (2, 2, 2, 1)
+    );
+    assert!(!agent.pin_is_high());
+
+    // Later, by the device's clock, action 6's expiry has passed at the Manager too.
+    clock.set(40_000);
+    let late = framed_tagged(action(7, 105, "on", T + 1, T + 30_000), KEY);
+    agent.uart_mut().rx.extend(late);
+    agent.poll(&mut []);
+    assert!(results(&sent(&mut agent)).is_empty());
+    assert_eq!(agent.stats().actions_stale, 3);
+    pin.clone().done();
+}
+
+#[test]
+fn without_a_key_actions_are_not_checked() {
+    let compiled = compile(RULES);
+    let pin = PinMock::new(&[Transaction::set(State::Low), Transaction::set(State::High)]);
+    let clock = TestClock::default();
+    let mut agent = agent(&compiled, &pin, &clock).with_key(None, 0);
+    // Lab mode: a tag is not looked at, and nothing sent carries one.
+    let line = framed_tagged(set_pin(1, "dev-1", "on"), [8; 32]);
+    agent.uart_mut().rx.extend(line);
+    agent.poll(&mut []);
+    let checked = sent_checked(&mut agent, &Verifier::Mac(MacKey::from_bytes(KEY)));
+    assert!(
+        checked
+            .iter()
+            .all(|(_, v)| *v == Err(AuthError::Unauthenticated))
+    );
+    assert_eq!(
+        results(&checked.into_iter().map(|(b, _)| b).collect::<Vec<_>>()).len(),
+        1
+    );
+    assert_eq!(agent.stats().actions_refused, 0);
     pin.clone().done();
 }

@@ -179,13 +179,35 @@ pub fn encode(payload: &[u8], out: &mut [u8]) -> Result<usize, Error> {
 ///
 /// Errors: those of [`wire::encode`], and [`Error::BufferFull`].
 pub fn encode_envelope(env: &wire::Envelope, out: &mut [u8]) -> Result<usize, Error> {
+    encode_in_place(out, |buf| wire::encode(env, buf))
+}
+
+/// Encodes `body` with [`crate::auth::encode`], tagged by `signer` (unauthenticated when
+/// `None`), and frames it, using `out` alone as [`encode_envelope`] does. This is how a device
+/// sends: the tag is made over the envelope's signed part in the same buffer.
+///
+/// Errors: those of [`crate::auth::encode`], and [`Error::BufferFull`].
+#[cfg(feature = "auth")]
+pub fn encode_tagged(
+    body: &wire::Body,
+    signer: Option<&crate::auth::Signer>,
+    out: &mut [u8],
+) -> Result<usize, Error> {
+    encode_in_place(out, |buf| crate::auth::encode(body, signer, buf))
+}
+
+/// Writes an envelope with `write` into `out` and frames it there.
+fn encode_in_place(
+    out: &mut [u8],
+    write: impl FnOnce(&mut [u8]) -> Result<usize, Error>,
+) -> Result<usize, Error> {
     // The envelope is written `start` bytes in and COBS-encoded forward over itself. After
     // reading `i` of the `n` envelope bytes the encoder has written at most `i` data bytes and
     // `i / 254 + 1` code bytes, so its writes stay behind its reads as long as
     // `start >= n / 254 + 1`; the envelope is at most `min(out.len(),
     // MAX_ENVELOPE_LEN)` bytes, which bounds `n` for the choice below.
     let start = cobs_overhead(out.len().min(wire::MAX_ENVELOPE_LEN));
-    let n = wire::encode(env, out.get_mut(start..).ok_or(Error::BufferFull)?)?;
+    let n = write(out.get_mut(start..).ok_or(Error::BufferFull)?)?;
     let crc = crc32(&out[start..start + n]);
     let mut w = CobsWriter::new();
     for i in start..start + n {

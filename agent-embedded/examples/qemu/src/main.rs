@@ -1,8 +1,16 @@
 //! reflex example firmware for the Arm MPS2-AN386 board (Cortex-M4) under QEMU:
 //!
 //! ```text
-//! qemu-system-arm -M mps2-an386 -nographic -monitor none -serial pty -kernel <elf>
+//! qemu-system-arm -M mps2-an386 -nographic -monitor none -serial pty \
+//!     -semihosting-config enable=on,target=native -kernel <elf>
 //! ```
+//!
+//! Built with `REFLEX_DEVICE_KEY=<file>` (a `reflex-hmac-sha256` key file, the one the
+//! Manager's trust directory holds as `qemu-1.mac`), the device tags everything it sends with
+//! that key and performs only actions tagged with it; built without, it runs in lab mode.
+//! The board has no non-volatile memory to count boots in, so a keyed device numbers its
+//! messages from the wall-clock second of its boot, which it asks QEMU for by semihosting
+//! (`SYS_TIME`): hence `-semihosting-config`, needed by a keyed build only.
 //!
 //! Device `qemu-1` sends framed events on UART0 (uptime every second, CPU load every second,
 //! a simulated temperature every 500 ms), evaluates its own rulebook (`rules.yml`, compiled
@@ -24,6 +32,7 @@ use reflex_beacons::device::{CpuLoad, IdleCounter, Sensor, SensorRead, Uptime};
 use reflex_beacons::{BeaconError, Schedule};
 
 include!(concat!(env!("OUT_DIR"), "/rules.rs"));
+include!(concat!(env!("OUT_DIR"), "/device_key.rs"));
 
 /// The device id: source of its events, target of its actions.
 const DEVICE_ID: &str = "qemu-1";
@@ -175,6 +184,29 @@ mod uart {
     }
 }
 
+/// The boot number of a keyed device: the wall-clock second of the boot (seconds since the
+/// Unix epoch, from the host by semihosting `SYS_TIME`), so its sequence numbers
+/// ([`reflex_core::auth::boot_seq`]) grow across reboots a second or more apart. Lab mode
+/// needs none, and does not use semihosting (which stops a board without a debugger).
+fn boot_number() -> u32 {
+    if DEVICE_KEY.is_none() {
+        return 0;
+    }
+    const SYS_TIME: u32 = 0x11;
+    let seconds: u32;
+    // SAFETY: a semihosting call: BKPT 0xAB with the operation in r0 and no parameter block;
+    // the host answers in r0. QEMU serves it when started with semihosting enabled.
+    unsafe {
+        core::arch::asm!(
+            "bkpt #0xab",
+            inout("r0") SYS_TIME => seconds,
+            in("r1") 0u32,
+            options(nostack),
+        );
+    }
+    seconds
+}
+
 /// LED 0 of the board's FPGA I/O block: the pin device reactions drive.
 struct Led0;
 
@@ -317,9 +349,10 @@ fn main() -> ! {
     stack::paint();
     let uart = uart::Uart0::take(SYSCLK_HZ, BAUD);
     let clock = SysTickClock { high: 0, last: 0 };
-    let Ok(mut agent) = Agent::new(DEVICE_ID, uart, Led0, clock, RULES, MEMORY) else {
+    let Ok(agent) = Agent::new(DEVICE_ID, uart, Led0, clock, RULES, MEMORY) else {
         panic!("the rulebook or the device id was refused");
     };
+    let mut agent = agent.with_key(DEVICE_KEY, boot_number());
 
     let mut memory = stack::StackBeacon::new(DEVICE_ID);
     let (Ok(mut uptime), Ok(mut cpu), Ok(mut temp)) = (
