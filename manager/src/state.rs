@@ -218,6 +218,16 @@ struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
+    /// The next record decoded as `T`; `Err(offset)` where a record is damaged or does not
+    /// decode, since the rest of the file cannot be trusted either.
+    fn next_as<T: serde::Deserialize<'a>>(&mut self) -> Option<Result<T, usize>> {
+        let start = self.at;
+        Some(match self.next()? {
+            Ok(payload) => postcard::from_bytes(payload).map_err(|_| start),
+            Err(at) => Err(at),
+        })
+    }
+
     fn next(&mut self) -> Option<Result<&'a [u8], usize>> {
         let rest = &self.bytes[self.at..];
         if rest.is_empty() {
@@ -363,21 +373,13 @@ pub fn restore(dir: &Path, program: &Program<'_>, limit: usize) -> Result<Restor
     if let Some(bytes) = read_file(&snapshot)? {
         let (generation, mut records) = open_records(&snapshot, &bytes, SNAPSHOT_MAGIC)?;
         out.generation = generation;
-        while let Some(r) = records.next() {
-            let payload = match r {
-                Ok(p) => p,
+        while let Some(r) = records.next_as::<SnapshotRecord<'_, Slot>>() {
+            let rec = match r {
+                Ok(rec) => rec,
                 Err(at) => {
                     torn(&snapshot, at, &mut out);
                     break;
                 }
-            };
-            let Ok(rec) = postcard::from_bytes::<SnapshotRecord<'_, Slot>>(payload) else {
-                torn(
-                    &snapshot,
-                    records.at - payload.len() - RECORD_HEAD,
-                    &mut out,
-                );
-                break;
             };
             let Some(&r) = rules.get(rec.rule) else {
                 out.unknown += 1;
@@ -428,17 +430,13 @@ pub fn restore(dir: &Path, program: &Program<'_>, limit: usize) -> Result<Restor
             continue;
         }
         out.generation = g;
-        while let Some(r) = records.next() {
-            let payload = match r {
-                Ok(p) => p,
+        while let Some(r) = records.next_as::<LogRecord<'_>>() {
+            let rec = match r {
+                Ok(rec) => rec,
                 Err(at) => {
                     torn(&path, at, &mut out);
                     break;
                 }
-            };
-            let Ok(rec) = postcard::from_bytes::<LogRecord<'_>>(payload) else {
-                torn(&path, records.at - payload.len() - RECORD_HEAD, &mut out);
-                break;
             };
             let Some(&r) = rules.get(rec.rule) else {
                 out.unknown += 1;
