@@ -54,9 +54,6 @@ pub enum Error {
     /// A command-line `key=value` field without `=`.
     #[error("`{0}` is not a KEY=VALUE field")]
     NotAField(String),
-    /// The address given to `--metrics` is not `HOST:PORT`.
-    #[error("`{0}` is not a HOST:PORT address for --metrics")]
-    MetricsAddress(String),
     /// `reflex demo` could not set up or keep its processes running.
     #[error("{0}")]
     Demo(String),

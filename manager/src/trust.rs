@@ -80,8 +80,8 @@ impl Trust {
                 continue;
             }
             let (id, expected) = match file.rsplit_once('.') {
-                Some((id, crate::keys::PUBLIC_EXT)) => (id, KeyKind::Ed25519Public),
-                Some((id, crate::keys::MAC_EXT)) => (id, KeyKind::Mac),
+                Some((id, crate::host::keyfiles::PUBLIC_EXT)) => (id, KeyKind::Ed25519Public),
+                Some((id, crate::host::keyfiles::MAC_EXT)) => (id, KeyKind::Mac),
                 _ => {
                     return Err(Error::Auth(format!(
                         "{}: the trust directory holds only <id>.pub (an agent's public key) \
@@ -90,7 +90,7 @@ impl Trust {
                     )));
                 }
             };
-            crate::keys::check_name(id)
+            crate::host::keyfiles::check_name(id)
                 .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))?;
             let key = keyfile::read(&path).map_err(|e| Error::Auth(e.to_string()))?;
             if key.kind != expected {
@@ -120,6 +120,7 @@ impl Trust {
         Ok(trust)
     }
 
+    #[cfg(test)]
     /// Allow-lists `id` with `verifier` (replacing a key it had).
     pub fn insert(&mut self, id: &str, verifier: Verifier) {
         self.sources.insert(
@@ -134,11 +135,6 @@ impl Trust {
     /// How many sources are allow-listed.
     pub fn len(&self) -> usize {
         self.sources.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
     }
 
     /// Whether messages from sources without a key are accepted.
@@ -420,10 +416,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let keys = dir.join("keys");
         let trusted = dir.join("trust");
-        let (secret, public) = crate::keys::generate_pair(&keys, "manager").unwrap();
+        let (secret, public) = crate::host::keyfiles::generate_pair(&keys, "manager").unwrap();
         std::fs::create_dir_all(&trusted).unwrap();
         std::fs::copy(&public, trusted.join("web-1.pub")).unwrap();
-        crate::keys::generate_mac(&trusted, "node-7").unwrap();
+        crate::host::keyfiles::generate_mac(&trusted, "node-7").unwrap();
         let s = Security::load(Some(&secret), Some(&trusted), false).unwrap();
         assert!(s.signer.is_some());
         assert_eq!(s.trust.len(), 2);

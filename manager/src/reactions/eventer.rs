@@ -7,7 +7,7 @@
 use reflex_core::Event;
 
 use super::{Builtin, Handler, Job, Outcome};
-use crate::render::json_value;
+use crate::reactions::arguments::json_value;
 
 /// The registration of `reactions.eventer.fire_event`.
 pub const BUILTIN: Builtin = Builtin {
@@ -27,7 +27,7 @@ impl Handler for FireEvent {
             Ok(e) => e,
             Err(err) => return Outcome::failed(-1, format!("tag `{tag}`: {err}")),
         };
-        e.time = crate::clock::now_ms();
+        e.time = crate::host::clock::now_ms();
         e.seq = job.event.seq;
         e.hops = job.event.hops.saturating_add(1);
         for (name, arg) in job.args.under("data") {
@@ -51,7 +51,7 @@ impl Handler for FireEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::{ArgValue, Args};
+    use crate::reactions::arguments::{ArgValue, Args};
     use reflex_core::Value;
     use serde_json::json;
     use std::time::Instant;

@@ -30,15 +30,15 @@ use crate::Error;
 
 /// The example rulebook, embedded so the demo needs no checkout.
 const RULEBOOK: &[(&str, &str)] = &[
-    ("load.yml", include_str!("../../rules/examples/load.yml")),
-    ("disk.yml", include_str!("../../rules/examples/disk.yml")),
+    ("load.yml", include_str!("../../../rules/examples/load.yml")),
+    ("disk.yml", include_str!("../../../rules/examples/disk.yml")),
     (
         "service.yml",
-        include_str!("../../rules/examples/service.yml"),
+        include_str!("../../../rules/examples/service.yml"),
     ),
 ];
 /// The plugin the example rulebook uses.
-const SCALE_UP: &str = include_str!("../../rules/examples/plugins/reactions/cloud/scale_up");
+const SCALE_UP: &str = include_str!("../../../rules/examples/plugins/reactions/cloud/scale_up");
 
 /// The demo Actor's id.
 pub const ACTOR_ID: &str = "demo-host";
@@ -53,7 +53,7 @@ pub struct DemoArgs {
 
 /// Runs the demo; the exit code is 0 after a clean stop.
 pub fn main(args: &DemoArgs) -> std::process::ExitCode {
-    let stop = crate::stop_on_signals();
+    let stop = crate::host::signals::stop_on_signals();
     if let Some(secs) = args.duration {
         let stop = stop.clone();
         thread::spawn(move || {
@@ -152,9 +152,9 @@ const SIMULATED: &[&str] = &["web-1", "web-2"];
 fn make_keys(dir: &Path) -> Result<(), Error> {
     let keys = dir.join("keys");
     let trust = dir.join("trust");
-    crate::keys::generate_pair(&keys, "manager")?;
+    crate::host::keyfiles::generate_pair(&keys, "manager")?;
     for id in std::iter::once(&ACTOR_ID).chain(SIMULATED) {
-        let (_, public) = crate::keys::generate_pair(&keys, id)?;
+        let (_, public) = crate::host::keyfiles::generate_pair(&keys, id)?;
         std::fs::create_dir_all(&trust).map_err(|e| Error::io("create the trust directory", e))?;
         std::fs::copy(&public, trust.join(format!("{id}.pub")))
             .map_err(|e| Error::io("fill the trust directory", e))?;
@@ -241,7 +241,7 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
                 Ok(())
             }
         }
-        crate::watch::watch(&watch_from, None, &mut Lines(tx), &watch_stop)
+        crate::cli::watch::watch(&watch_from, None, &mut Lines(tx), &watch_stop)
     });
 
     // The Actor and its beacons.
@@ -354,8 +354,8 @@ fn send(push: &zmq::Socket, signer: &Signer, tag: &str, source: &str, fields: &[
     let Ok(mut event) = Event::new(tag, source) else {
         return;
     };
-    event.time = crate::clock::now_ms();
-    event.seq = crate::clock::now_us();
+    event.time = crate::host::clock::now_ms();
+    event.seq = crate::host::clock::now_us();
     for (name, value) in fields {
         let _ = event.push(name, value.clone());
     }

@@ -1,4 +1,4 @@
-//! Reloading the rulebook while the Manager runs, and `reflex reload`.
+//! Reloading the rulebook while the Manager runs (`reflex reload` asks for it: `crate::cli`).
 //!
 //! A reload is asked for by SIGHUP or by `POST /reload` on the metrics endpoint (which is
 //! what `reflex reload` sends by default; it waits for the outcome). A reloader thread
@@ -9,19 +9,16 @@
 //! swaps it in between two events: register slots follow their rules by name (see
 //! [`crate::state::renumber`]), and `reflex_reloads_total{result="ok"}` counts it.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use reflex_rules::{Catalog, Compiled};
 
 use crate::Error;
-use crate::reactions::Table;
+use crate::metrics::ReloadCounters;
 
 /// How long `POST /reload` and `reflex reload` wait for the outcome.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(60);
@@ -42,45 +39,6 @@ pub struct Swap {
     pub compiled: Compiled,
     /// Receives the outcome once it is swapped in.
     pub answer: Option<Sender<Answer>>,
-}
-
-/// `reflex_reloads_total{result}`.
-#[derive(Debug, Default)]
-pub struct ReloadCounters {
-    /// Reloads swapped in.
-    pub ok: AtomicU64,
-    /// Reloads refused (the rulebook has errors).
-    pub error: AtomicU64,
-}
-
-impl ReloadCounters {
-    /// Appends the counters in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let name = "reflex_reloads_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Rulebook reloads, by result.\n# TYPE {name} counter"
-        );
-        let _ = writeln!(out, "{name}{{result=\"ok\"}} {}", self.ok.load(Relaxed));
-        let _ = writeln!(
-            out,
-            "{name}{{result=\"error\"}} {}",
-            self.error.load(Relaxed)
-        );
-    }
-}
-
-/// Compiles the rulebook at `rules` against `catalog`, as a reload does: the program must
-/// validate and every local reaction have a handler.
-pub fn compile(rules: &std::path::Path, catalog: &Catalog) -> Result<Compiled, Error> {
-    let compiled = reflex_rules::compile_path(rules, catalog)?;
-    compiled
-        .program()
-        .validate()
-        .map_err(|e| Error::core("compiled rulebook", e))?;
-    Table::build(catalog, &compiled.program())?;
-    Ok(compiled)
 }
 
 /// Starts the reloader thread. It reloads when `hup` is set (and clears it) or a
@@ -113,7 +71,7 @@ pub fn start(
                     continue;
                 };
                 tracing::info!(rules = %rules.display(), "reloading the rulebook");
-                match compile(&rules, &catalog) {
+                match super::load::compile(&rules, &catalog) {
                     Ok(compiled) => {
                         let swap = Swap { compiled, answer };
                         // The event thread takes it at its next tick; give up when it stops.
@@ -160,10 +118,7 @@ pub fn start(
 /// outcome. Returns the HTTP status and body.
 pub fn answer_http(requests: Option<&Sender<Request>>) -> (&'static str, String) {
     let Some(requests) = requests else {
-        return (
-            "404 Not Found",
-            "this endpoint does not reload a rulebook\n".into(),
-        );
+        return crate::metrics::no_reload();
     };
     let (tx, rx) = crossbeam_channel::bounded(1);
     if requests.try_send(Request { answer: Some(tx) }).is_err() {
@@ -185,107 +140,9 @@ pub fn answer_http(requests: Option<&Sender<Request>>) -> (&'static str, String)
     }
 }
 
-/// Arguments of `reflex reload`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReloadArgs {
-    /// Send SIGHUP to this process id (the outcome is in the Manager's log).
-    #[arg(long, value_name = "PID", conflicts_with_all = ["state", "metrics"])]
-    pub pid: Option<u32>,
-    /// Send SIGHUP to the Manager whose `--state` is DIR (it writes `DIR/manager.pid`).
-    #[arg(long, value_name = "DIR", conflicts_with = "metrics")]
-    pub state: Option<PathBuf>,
-    /// Ask the Manager whose metrics endpoint is HOST:PORT, and print the outcome (the
-    /// default).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub metrics: Option<String>,
-}
-
-/// The default of `reflex reload --metrics`: the Manager's default metrics address.
-pub const DEFAULT_METRICS: &str = "127.0.0.1:9510";
-
-/// Runs `reflex reload`: exit 0 when the reload was asked for (signal) or done (metrics), 1
-/// when it was refused or the Manager cannot be reached.
-pub fn main(args: &ReloadArgs) -> ExitCode {
-    let result = match (&args.pid, &args.state) {
-        (Some(pid), _) => hangup(*pid),
-        (None, Some(dir)) => crate::state::read_pid(dir).and_then(hangup),
-        (None, None) => over_http(args.metrics.as_deref().unwrap_or(DEFAULT_METRICS)),
-    };
-    match result {
-        Ok(text) => {
-            println!("{}", text.trim_end());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("reflex reload: {}", e.to_string().trim_end());
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn hangup(pid: u32) -> Result<String, Error> {
-    let pid_t = libc::pid_t::try_from(pid).unwrap_or(0);
-    if pid_t <= 0 {
-        return Err(Error::io(
-            format!("signal process {pid}"),
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a process id"),
-        ));
-    }
-    // SAFETY: kill(2) with a positive pid and SIGHUP; no memory is involved.
-    let r = unsafe { libc::kill(pid_t, libc::SIGHUP) };
-    if r != 0 {
-        return Err(Error::io(
-            format!("send SIGHUP to process {pid}"),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(format!(
-        "sent SIGHUP to {pid}; the Manager logs the outcome (`rulebook reloaded` or the errors)"
-    ))
-}
-
-fn over_http(addr: &str) -> Result<String, Error> {
-    let what = || format!("ask the Manager at {addr} to reload");
-    let mut s = TcpStream::connect(addr).map_err(|e| Error::io(what(), e))?;
-    let _ = s.set_read_timeout(Some(ANSWER_WITHIN + Duration::from_secs(5)));
-    s.write_all(
-        format!(
-            "POST /reload HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .map_err(|e| Error::io(what(), e))?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)
-        .map_err(|e| Error::io(what(), e))?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let ok = head
-        .lines()
-        .next()
-        .is_some_and(|l| l.split(' ').nth(1) == Some("200"));
-    if ok {
-        Ok(body.to_string())
-    } else {
-        Err(Error::io(
-            what(),
-            std::io::Error::other(if body.is_empty() { head } else { body }.to_string()),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counters_render() {
-        let c = ReloadCounters::default();
-        c.error.fetch_add(2, Relaxed);
-        let mut out = String::new();
-        c.render(&mut out);
-        assert!(out.contains("reflex_reloads_total{result=\"ok\"} 0"));
-        assert!(out.contains("reflex_reloads_total{result=\"error\"} 2"));
-    }
 
     #[test]
     fn without_a_reloader_the_endpoint_says_so() {

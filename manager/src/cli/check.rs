@@ -6,14 +6,27 @@
 //! when none is given, the `plugins/` directory beside it.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use reflex_rules::{Catalog, Summary, compile_path, default_plugin_dir};
 
-use crate::cli::CheckArgs;
+use clap::Args;
+
+/// Arguments of `reflex check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// A plugin directory (`<DIR>/reactions/<module>/<function>`); repeatable. Default: the
+    /// `plugins/` directory beside each rulebook.
+    #[arg(long = "plugins", value_name = "DIR")]
+    pub plugins: Vec<PathBuf>,
+    /// Rulebook files, or directories whose `*.yml` / `*.yaml` files form one rulebook.
+    #[arg(value_name = "RULEBOOK", required = true)]
+    pub rulebooks: Vec<PathBuf>,
+}
 
 /// Runs `reflex check`.
-pub fn run(args: &CheckArgs) -> ExitCode {
+pub fn main(args: &CheckArgs) -> ExitCode {
     let ok = check(
         args,
         &mut std::io::stdout().lock(),

@@ -20,12 +20,6 @@ pub fn now_us() -> u64 {
 
 /// `HH:MM:SS.mmm` of a time in milliseconds since the epoch, in the local time zone (UTC when
 /// the zone cannot be read).
-///
-/// ```
-/// let t = reflex_manager::clock::time_of_day(0);
-/// assert_eq!(t.len(), 12);
-/// assert_eq!(&t[8..], ".000");
-/// ```
 pub fn time_of_day(ms: u64) -> String {
     let secs = (ms / 1000) as i64;
     let millis = ms % 1000;
@@ -55,6 +49,13 @@ fn local_hms(secs: i64) -> Option<(i32, i32, i32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_of_day_example() {
+        let t = time_of_day(0);
+        assert_eq!(t.len(), 12);
+        assert_eq!(&t[8..], ".000");
+    }
 
     #[test]
     fn clock_moves_forward() {

@@ -42,14 +42,6 @@ pub fn typed(program: &Program<'_>, template: Span, ctx: &Context<'_>) -> Json {
 
 /// Reads text the way the command line reads values: integer, finite float, `true`/`false`,
 /// else a string.
-///
-/// ```
-/// use reflex_manager::render::parse_text;
-/// assert_eq!(parse_text("42"), serde_json::json!(42));
-/// assert_eq!(parse_text("0.5"), serde_json::json!(0.5));
-/// assert_eq!(parse_text("true"), serde_json::json!(true));
-/// assert_eq!(parse_text("web-1"), serde_json::json!("web-1"));
-/// ```
 pub fn parse_text(text: &str) -> Json {
     if let Ok(i) = text.parse::<i64>() {
         return Json::from(i);
@@ -191,19 +183,6 @@ impl Args {
     }
 
     /// Every argument as one JSON object: dotted names nest, list items make arrays.
-    ///
-    /// ```
-    /// use reflex_manager::render::{ArgValue, Args};
-    /// use serde_json::json;
-    /// let arg = |name: &str, item, value| ArgValue { name: name.into(), item, text: String::new(), value };
-    /// let args = Args { items: vec![
-    ///     arg("machine", false, json!("web-1")),
-    ///     arg("data.load", false, json!(3.5)),
-    ///     arg("argv", true, json!("a")),
-    ///     arg("argv", true, json!("b")),
-    /// ]};
-    /// assert_eq!(args.to_json(), json!({"machine": "web-1", "data": {"load": 3.5}, "argv": ["a", "b"]}));
-    /// ```
     pub fn to_json(&self) -> Json {
         let mut root = Map::new();
         for a in &self.items {
@@ -251,6 +230,37 @@ fn insert(root: &mut Map<String, Json>, name: &str, item: bool, value: Json) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_text_example() {
+        assert_eq!(parse_text("42"), serde_json::json!(42));
+        assert_eq!(parse_text("0.5"), serde_json::json!(0.5));
+        assert_eq!(parse_text("true"), serde_json::json!(true));
+        assert_eq!(parse_text("web-1"), serde_json::json!("web-1"));
+    }
+
+    #[test]
+    fn to_json_example() {
+        use serde_json::json;
+        let arg = |name: &str, item, value| ArgValue {
+            name: name.into(),
+            item,
+            text: String::new(),
+            value,
+        };
+        let args = Args {
+            items: vec![
+                arg("machine", false, json!("web-1")),
+                arg("data.load", false, json!(3.5)),
+                arg("argv", true, json!("a")),
+                arg("argv", true, json!("b")),
+            ],
+        };
+        assert_eq!(
+            args.to_json(),
+            json!({"machine": "web-1", "data": {"load": 3.5}, "argv": ["a", "b"]})
+        );
+    }
     use reflex_core::program::{Arg, Rule, StrRef};
     use serde_json::json;
 

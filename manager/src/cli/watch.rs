@@ -17,15 +17,10 @@ use reflex_core::wire::{self, Body, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, Value};
 
 use crate::Error;
-use crate::clock::time_of_day;
+use crate::host::clock::time_of_day;
 
 /// The literal start of a glob (up to its first metacharacter): the subscription prefix, so
 /// the socket filters before the glob is checked.
-///
-/// ```
-/// assert_eq!(reflex_manager::watch::literal_prefix("/client/load/*"), "/client/load/");
-/// assert_eq!(reflex_manager::watch::literal_prefix("*"), "");
-/// ```
 pub fn literal_prefix(glob: &str) -> &str {
     let end = glob.find(['*', '?', '[', '\\']).unwrap_or(glob.len());
     &glob[..end]
@@ -52,14 +47,6 @@ fn fields<'e>(e: &'e Event, skip: &'e [&str]) -> impl Iterator<Item = String> + 
 }
 
 /// One line for an event of the watch stream.
-///
-/// ```
-/// use reflex_core::{Event, Value};
-/// let mut e = Event::new("/client/load/web-1", "web-1").unwrap();
-/// e.push("load_avg", Value::Float(23.5)).unwrap();
-/// let line = reflex_manager::watch::format_event(&e);
-/// assert!(line.ends_with("  /client/load/web-1  web-1  load_avg=23.5"));
-/// ```
 pub fn format_event(e: &Event) -> String {
     let time = time_of_day(e.time);
     let tag = e.tag.as_str();
@@ -185,6 +172,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn literal_prefix_example() {
+        assert_eq!(literal_prefix("/client/load/*"), "/client/load/");
+        assert_eq!(literal_prefix("*"), "");
+    }
+
+    #[test]
+    fn format_event_example() {
+        use reflex_core::{Event, Value};
+        let mut e = Event::new("/client/load/web-1", "web-1").unwrap();
+        e.push("load_avg", Value::Float(23.5)).unwrap();
+        let line = format_event(&e);
+        assert!(line.ends_with("  /client/load/web-1  web-1  load_avg=23.5"));
+    }
+
+    #[test]
     fn lines_by_kind() {
         let mut r = Event::new("/reflex/reaction/exec/run", "web-1").unwrap();
         r.push("rule", Value::str("load_avg").unwrap()).unwrap();
@@ -224,13 +226,13 @@ pub struct WatchArgs {
     #[arg(long, value_name = "GLOB")]
     pub tag: Option<String>,
     /// The Manager's watch socket.
-    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4512")]
+    #[arg(long, value_name = "ENDPOINT", default_value = crate::daemon::DEFAULT_WATCH)]
     pub from: String,
 }
 
 /// Runs `reflex watch` until interrupted.
 pub fn main(args: &WatchArgs) -> std::process::ExitCode {
-    let stop = crate::stop_on_signals();
+    let stop = crate::host::signals::stop_on_signals();
     let mut out = std::io::stdout().lock();
     match watch(&args.from, args.tag.as_deref(), &mut out, &stop) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,13 +4,17 @@
 //! Every counter is an atomic: the event thread and the workers never take a lock to count.
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::Error;
+mod http;
+mod reload;
+mod state;
+
+pub use http::{ReloadRoute, no_reload, serve};
+pub use reload::ReloadCounters;
+pub use state::StateCounters;
 
 /// Why something was dropped. Event reasons count in `reflex_events_dropped_total`, reaction
 /// reasons in `reflex_reactions_dropped_total`.
@@ -126,12 +130,6 @@ impl DropReason {
     }
 
     /// The reason a decoding error is counted under.
-    ///
-    /// ```
-    /// use reflex_manager::metrics::DropReason;
-    /// let e = reflex_core::wire::decode(&[]).unwrap_err();
-    /// assert_eq!(DropReason::of_decode(e), DropReason::Truncated);
-    /// ```
     pub fn of_decode(e: reflex_core::Error) -> DropReason {
         use reflex_core::Error as E;
         match e {
@@ -209,11 +207,6 @@ impl Histogram {
             .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.count.load(Relaxed)
-    }
-
     fn render(&self, name: &str, out: &mut String) {
         let mut cumulative = 0;
         for (b, n) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
@@ -262,9 +255,9 @@ pub struct Metrics {
     /// Time from an event's receipt to the end of a local reaction it caused.
     pub reaction_latency: Histogram,
     /// Register persistence (`--state`).
-    pub state: Arc<crate::state::StateCounters>,
+    pub state: Arc<StateCounters>,
     /// Rulebook reloads.
-    pub reloads: Arc<crate::reload::ReloadCounters>,
+    pub reloads: Arc<ReloadCounters>,
     drops: [AtomicU64; DropReason::ALL.len()],
     queues: [AtomicU64; Queue::ALL.len()],
     functions: Vec<String>,
@@ -321,14 +314,6 @@ impl Metrics {
         if let Some(c) = self.reactions.get(usize::from(func)) {
             c[usize::from(!ok)].fetch_add(1, Relaxed);
         }
-    }
-
-    /// Reactions counted so far for function number `func`: `(ok, error)`.
-    pub fn reactions(&self, func: u16) -> (u64, u64) {
-        self.reactions
-            .get(usize::from(func))
-            .map(|c| (c[0].load(Relaxed), c[1].load(Relaxed)))
-            .unwrap_or((0, 0))
     }
 
     /// Everything, in the Prometheus text exposition format.
@@ -492,88 +477,15 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `addr` from a background thread; returns the bound address (useful
-/// with port 0).
-pub fn serve(addr: &str, metrics: Arc<Metrics>) -> Result<SocketAddr, Error> {
-    serve_with_reload(addr, metrics, None)
-}
-
-/// [`serve`], also answering `POST /reload` by sending a reload request on `reload` and
-/// waiting for its outcome (see [`crate::reload`]).
-pub fn serve_with_reload(
-    addr: &str,
-    metrics: Arc<Metrics>,
-    reload: Option<crossbeam_channel::Sender<crate::reload::Request>>,
-) -> Result<SocketAddr, Error> {
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| Error::io(format!("listen for metrics on {addr}"), e))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::io("read the metrics address", e))?;
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                answer(stream, &metrics, reload.as_ref());
-            }
-        })
-        .map_err(|e| Error::io("start the metrics thread", e))?;
-    Ok(local)
-}
-
-/// Most bytes of request head read before answering.
-const MAX_REQUEST: usize = 8192;
-
-fn answer(
-    mut stream: TcpStream,
-    metrics: &Metrics,
-    reload: Option<&crossbeam_channel::Sender<crate::reload::Request>>,
-) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let line = head
-        .split(|&b| b == b'\r' || b == b'\n')
-        .next()
-        .unwrap_or(&[]);
-    let mut parts = line.split(|&b| b == b' ');
-    let method = parts.next().unwrap_or(&[]);
-    let path = parts.next().unwrap_or(&[]);
-    let path = path.split(|&b| b == b'?').next().unwrap_or(&[]);
-    let (status, ctype, body) = match (method, path) {
-        (b"GET", b"/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        (b"POST", b"/reload") => {
-            let (status, body) = crate::reload::answer_http(reload);
-            (status, "text/plain; charset=utf-8", body)
-        }
-        (b"GET", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_string()),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "only GET /metrics and POST /reload\n".to_string(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn of_decode_example() {
+        let e = reflex_core::wire::decode(&[]).unwrap_err();
+        assert_eq!(DropReason::of_decode(e), DropReason::Truncated);
+    }
 
     #[test]
     fn renders_every_family() {
@@ -607,24 +519,5 @@ mod tests {
         ] {
             assert!(text.contains(&format!("\n{family} 0")), "{family}");
         }
-    }
-
-    #[test]
-    fn serves_over_http() {
-        let m = Arc::new(Metrics::new(vec![]));
-        m.events_received.fetch_add(7, Relaxed);
-        let addr = serve("127.0.0.1:0", m).unwrap();
-        let get = |req: &str| {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(req.as_bytes()).unwrap();
-            let mut text = String::new();
-            s.read_to_string(&mut text).unwrap();
-            text
-        };
-        let ok = get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert!(ok.starts_with("HTTP/1.1 200 OK"));
-        assert!(ok.contains("reflex_events_received_total 7"));
-        assert!(get("GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
-        assert!(get("POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
     }
 }

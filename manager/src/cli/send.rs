@@ -5,26 +5,17 @@ use std::time::Duration;
 use std::path::Path;
 
 use reflex_core::auth::{self, Signer, keyfile};
-use reflex_core::event::MAX_SOURCE_LEN;
 use reflex_core::wire::{Body, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, Value};
 
 use crate::Error;
+use crate::host::hostname::hostname;
 
 /// How long `reflex send` waits at most for its event to leave.
 pub const LINGER: Duration = Duration::from_secs(2);
 
 /// Builds the event `tag` from `source` with `key=value` fields, values read by
 /// [`Value::parse`] (integer, float, bool, else string).
-///
-/// ```
-/// use reflex_manager::send::build_event;
-/// use reflex_core::Value;
-/// let e = build_event("/client/load/web-1", &["load_avg=23.5".into(), "up=true".into()], "web-1", 1).unwrap();
-/// assert_eq!(e.get("load_avg"), Some(&Value::Float(23.5)));
-/// assert!(build_event("no-slash", &[], "h", 1).is_err());
-/// assert!(build_event("/t", &["novalue".into()], "h", 1).is_err());
-/// ```
 pub fn build_event(
     tag: &str,
     fields: &[String],
@@ -35,7 +26,7 @@ pub fn build_event(
     e.source = reflex_core::event::make_source(source)
         .map_err(|err| Error::core(format!("source `{source}`"), err))?;
     e.time = now_ms;
-    e.seq = crate::clock::now_us();
+    e.seq = crate::host::clock::now_us();
     for field in fields {
         let (key, text) = field
             .split_once('=')
@@ -49,25 +40,6 @@ pub fn build_event(
             .map_err(|err| Error::core(format!("field `{key}`"), err))?;
     }
     Ok(e)
-}
-
-/// This host's name, cut to [`MAX_SOURCE_LEN`] bytes (`localhost` when it cannot be read).
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its whole length, which is passed along.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = if r == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        String::new()
-    };
-    let name = if name.is_empty() {
-        "localhost".to_string()
-    } else {
-        name
-    };
-    crate::reactions::clip(&name, MAX_SOURCE_LEN).to_string()
 }
 
 /// The signer of a key file: an Ed25519 secret key (an agent's) or a device's HMAC key.
@@ -116,7 +88,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "ID")]
     pub source: Option<String>,
     /// The Manager's events socket.
-    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4510")]
+    #[arg(long, value_name = "ENDPOINT", default_value = crate::daemon::DEFAULT_EVENTS)]
     pub to: String,
     /// Sign the event with this key file: the source's Ed25519 secret key (`ID.key`) or a
     /// device's HMAC key (`ID.mac`). Unsigned without it.
@@ -134,7 +106,12 @@ pub fn main(args: &SendArgs) -> std::process::ExitCode {
         .map(signer)
         .transpose()
         .and_then(|signer| {
-            let e = build_event(&args.tag, &args.fields, &source, crate::clock::now_ms())?;
+            let e = build_event(
+                &args.tag,
+                &args.fields,
+                &source,
+                crate::host::clock::now_ms(),
+            )?;
             send(&e, signer.as_ref(), &args.to)
         });
     match result {
@@ -143,5 +120,25 @@ pub fn main(args: &SendArgs) -> std::process::ExitCode {
             eprintln!("reflex send: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_event_example() {
+        use reflex_core::Value;
+        let e = build_event(
+            "/client/load/web-1",
+            &["load_avg=23.5".into(), "up=true".into()],
+            "web-1",
+            1,
+        )
+        .unwrap();
+        assert_eq!(e.get("load_avg"), Some(&Value::Float(23.5)));
+        assert!(build_event("no-slash", &[], "h", 1).is_err());
+        assert!(build_event("/t", &["novalue".into()], "h", 1).is_err());
     }
 }

@@ -1,113 +1,18 @@
-//! The action path: action ids, the Actors the Manager knows from their heartbeats, target
-//! expansion, and the outbox that feeds the Publisher.
-//!
-//! * Ids (and sequence numbers) start at the Manager's start time in microseconds and count
-//!   up, so they are unique per run and keep increasing across restarts.
-//! * A target of `*` is sent once; an exact id once; a glob is expanded against the Actors
-//!   heard from within [`ACTOR_TTL`], one copy per Actor with its exact id as target. A glob
-//!   that matches no known Actor is dropped and counted as `no_target`.
-//! * Sending never blocks: when the feed refuses (no Publisher connected, or its queue is
-//!   full) the action waits in a bounded queue and is sent on a later tick, oldest first;
-//!   when that queue is full the oldest waiting action is dropped (`action_queue_full`).
-//! * An action for an exact Actor is kept until that Actor's result comes back, and sent
-//!   again every [`RETRY_EVERY`] until then or until it expires: this covers actions lost
-//!   with a crashed Publisher or sent before the Actor's subscription was up. Actors perform
-//!   an action id at most once, so a resend never runs twice.
-//! * Every copy is authenticated once, when it is made, and a resend is the same bytes: with
-//!   the Manager's Ed25519 key, or, for a device with a key in the allow-list, with that
-//!   device's HMAC key (see [`crate::trust`]).
+//! The outbox: actions on their way to the Publisher, authenticated once when made, queued
+//! while the feed refuses them, and resent to an exact Actor until its result comes back.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use reflex_core::auth::{self, MacKey, Signer};
-use reflex_core::tag::glob_match;
 use reflex_core::wire::{self, Action, Body, MAX_ENVELOPE_LEN};
 
 use crate::metrics::{DropReason, Metrics};
 
-/// How long an Actor is known after its last heartbeat.
-pub const ACTOR_TTL: Duration = Duration::from_secs(60);
-/// How long an action is valid after it is issued, in milliseconds.
-pub const ACTION_TTL_MS: u64 = 60_000;
+use super::known::{KnownActors, is_glob};
+
 /// How often an unanswered action to an exact Actor is sent again.
 pub const RETRY_EVERY: Duration = Duration::from_secs(5);
-
-/// Whether a target is a glob (holds `*`, `?` or `[`) rather than an exact id.
-pub fn is_glob(target: &str) -> bool {
-    target.contains(['*', '?', '['])
-}
-
-/// The Actors heard from recently, bounded.
-#[derive(Debug)]
-pub struct KnownActors {
-    seen: HashMap<String, Instant>,
-    limit: usize,
-}
-
-impl KnownActors {
-    /// An empty table of at most `limit` Actors.
-    pub fn new(limit: usize) -> KnownActors {
-        KnownActors {
-            seen: HashMap::new(),
-            limit,
-        }
-    }
-
-    /// Records a heartbeat of `id` at `now`. A new Actor is not added while the table is
-    /// full of live ones.
-    pub fn heartbeat(&mut self, id: &str, now: Instant) {
-        if let Some(t) = self.seen.get_mut(id) {
-            *t = now;
-            return;
-        }
-        if self.seen.len() >= self.limit {
-            self.prune(now);
-        }
-        if self.seen.len() < self.limit {
-            self.seen.insert(id.to_string(), now);
-        }
-    }
-
-    /// Forgets the Actors silent for longer than [`ACTOR_TTL`].
-    pub fn prune(&mut self, now: Instant) {
-        self.seen
-            .retain(|_, t| now.saturating_duration_since(*t) <= ACTOR_TTL);
-    }
-
-    /// How many Actors are known (prune first for an exact count).
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    /// Whether none is known.
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-
-    /// The known Actors whose id matches `glob`, sorted.
-    ///
-    /// ```
-    /// use std::time::Instant;
-    /// use reflex_manager::actions::KnownActors;
-    /// let mut k = KnownActors::new(10);
-    /// let now = Instant::now();
-    /// for id in ["web-2", "db-1", "web-1"] { k.heartbeat(id, now); }
-    /// assert_eq!(k.matching("web-*", now), ["web-1", "web-2"]);
-    /// ```
-    pub fn matching(&self, glob: &str, now: Instant) -> Vec<&str> {
-        let mut ids: Vec<&str> = self
-            .seen
-            .iter()
-            .filter(|(id, t)| {
-                now.saturating_duration_since(**t) <= ACTOR_TTL && glob_match(glob, id)
-            })
-            .map(|(id, _)| id.as_str())
-            .collect();
-        ids.sort_unstable();
-        ids
-    }
-}
 
 /// Where encoded actions go: the feed socket to the Publisher.
 pub trait Feed {
@@ -162,7 +67,7 @@ impl Outbox {
     /// An outbox holding at most `limit` waiting and `limit` unanswered actions.
     pub fn new(limit: usize) -> Outbox {
         Outbox {
-            next_id: crate::clock::now_us().max(1),
+            next_id: crate::host::clock::now_us().max(1),
             pending: VecDeque::new(),
             unacked: HashMap::new(),
             limit: limit.max(1),
@@ -318,6 +223,8 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use super::super::build::ACTION_TTL_MS;
+    use super::super::known::ACTOR_TTL;
     use super::*;
     use std::cell::RefCell;
 
@@ -343,7 +250,7 @@ mod tests {
 
     fn action(outbox: &mut Outbox, target: &str) -> Action {
         let mut a = Action::new(outbox.next_id(), "reactions.actor.run", target).unwrap();
-        a.expires = crate::clock::now_ms() + ACTION_TTL_MS;
+        a.expires = crate::host::clock::now_ms() + ACTION_TTL_MS;
         a
     }
 
@@ -438,12 +345,12 @@ mod tests {
         assert_eq!(o.pending(), 2);
         assert_eq!(m.drops(DropReason::ActionQueueFull), 1);
         *feed.open.borrow_mut() = true;
-        o.tick(&feed, &m, now, crate::clock::now_ms());
+        o.tick(&feed, &m, now, crate::host::clock::now_ms());
         assert_eq!(o.pending(), 0);
         assert_eq!(feed.sent.borrow().len(), 2);
         // Not answered: sent again once due.
         let later = now + RETRY_EVERY + Duration::from_secs(1);
-        o.tick(&feed, &m, later, crate::clock::now_ms());
+        o.tick(&feed, &m, later, crate::host::clock::now_ms());
         assert_eq!(feed.sent.borrow().len(), 4);
         assert_eq!(
             m.actions_retried.load(std::sync::atomic::Ordering::Relaxed),
@@ -454,7 +361,7 @@ mod tests {
             &feed,
             &m,
             later + Duration::from_secs(2),
-            crate::clock::now_ms() + ACTION_TTL_MS,
+            crate::host::clock::now_ms() + ACTION_TTL_MS,
         );
         assert_eq!(o.unacked(), 0);
     }

@@ -1,0 +1,52 @@
+//! A remote reaction of a rule that fired, turned into an action: its target and arguments
+//! rendered for the event, stamped with the Manager's id, a fresh id and an expiry. (The
+//! outbox authenticates it.)
+
+use reflex_core::event::SourceId;
+use reflex_core::program::{Context, Program, Reaction};
+use reflex_core::wire::Action;
+
+use crate::host::text::clip;
+use crate::reactions::arguments;
+
+/// How long an action is valid after it is issued, in milliseconds.
+pub const ACTION_TTL_MS: u64 = 60_000;
+
+/// The target of a remote reaction rendered for `ctx`; `*` (every Actor) when it renders
+/// empty.
+pub fn target(program: &Program<'_>, reaction: &Reaction, ctx: &Context<'_>) -> String {
+    let mut target = arguments::text(program, reaction.target, ctx);
+    if target.is_empty() {
+        target.push('*');
+    }
+    target
+}
+
+/// The action `id` of `reaction` to `target`, from `source`, issued at `now_ms`; why not when
+/// the target or an argument does not fit an action.
+pub fn action(
+    program: &Program<'_>,
+    reaction: &Reaction,
+    ctx: &Context<'_>,
+    id: u64,
+    source: &SourceId,
+    target: &str,
+    now_ms: u64,
+) -> Result<Action, String> {
+    let key = program.str(reaction.key);
+    let mut a =
+        Action::new(id, key, target).map_err(|e| format!("target `{}`: {e}", clip(target, 80)))?;
+    a.source = source.clone();
+    a.seq = id;
+    a.time = now_ms;
+    a.expires = now_ms + ACTION_TTL_MS;
+    for arg in program.args_of(reaction) {
+        let name = program.str(arg.name);
+        let value = program
+            .render_value(arg.value, ctx)
+            .map_err(|e| format!("argument `{name}`: {e}"))?;
+        a.push_arg(name, value)
+            .map_err(|e| format!("argument `{name}`: {e}"))?;
+    }
+    Ok(a)
+}

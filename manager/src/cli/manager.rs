@@ -1,0 +1,137 @@
+//! `reflex manager`: the Manager's command line, turned into a [`Config`] in one place.
+
+use std::path::PathBuf;
+
+use crate::Error;
+use crate::daemon::{
+    self, Config, DEFAULT_EVENTS, DEFAULT_ID, DEFAULT_METRICS, DEFAULT_PUBLISH, DEFAULT_QUEUE,
+    DEFAULT_WATCH, DEFAULT_WORKERS,
+};
+use crate::host::signals;
+
+/// Arguments of `reflex manager`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ManagerArgs {
+    /// The rulebook: a YAML file, or a directory whose `*.yml` / `*.yaml` files form one
+    /// rulebook.
+    #[arg(long, value_name = "PATH")]
+    pub rules: PathBuf,
+    /// A plugin directory (`<DIR>/reactions/<module>/<function>`); repeatable. Default: the
+    /// `plugins/` directory beside the rulebook.
+    #[arg(long = "plugins", value_name = "DIR")]
+    pub plugins: Vec<PathBuf>,
+    /// Where events, results and heartbeats arrive (PULL, bound).
+    #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_EVENTS)]
+    pub events: String,
+    /// Where the Publisher broadcasts actions (PUB, bound by the Publisher).
+    #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_PUBLISH)]
+    pub publish: String,
+    /// Where everything the Manager sees and does is published (PUB, bound).
+    #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_WATCH)]
+    pub watch: String,
+    /// The Manager-to-Publisher socket (PUSH, bound). Default:
+    /// `ipc://$TMPDIR/reflex-feed-<pid>.ipc`.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub feed: Option<String>,
+    /// Keep register state in DIR (snapshot and log), restored at start, so a restart or a
+    /// crash loses no window, armed edge or cooldown; also where `manager.pid` is written.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Address of the Prometheus endpoint (`GET /metrics`); `off` for none.
+    #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_METRICS)]
+    pub metrics: String,
+    /// The Manager's id, the source of its actions.
+    #[arg(long, default_value = DEFAULT_ID)]
+    pub id: String,
+    /// Worker threads performing local reactions.
+    #[arg(long, default_value_t = DEFAULT_WORKERS, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// Capacity of each queue: the events socket's receive queue, local reactions waiting
+    /// for a worker, actions waiting for the Publisher.
+    #[arg(long, default_value_t = DEFAULT_QUEUE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue: u32,
+    /// The Manager's Ed25519 secret key (`reflex keys gen --name manager`): signs every
+    /// action.
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    /// The allow-list: a directory of `<id>.pub` (an agent's public key) and `<id>.mac` (a
+    /// device's key) files. Messages from other sources, unsigned, forged or replayed ones are
+    /// dropped and counted.
+    #[arg(long, value_name = "DIR")]
+    pub trust: Option<PathBuf>,
+    /// Lab mode: run without --key and --trust, accepting unauthenticated messages from
+    /// sources without a key. Warned about loudly, and exposed as `reflex_insecure 1`.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl ManagerArgs {
+    /// The configuration these arguments describe, starting this executable as the
+    /// Publisher.
+    pub fn config(&self) -> Result<Config, Error> {
+        let exe =
+            std::env::current_exe().map_err(|e| Error::io("find the reflex executable", e))?;
+        Ok(Config {
+            rules: self.rules.clone(),
+            plugins: self.plugins.clone(),
+            events: self.events.clone(),
+            publish: self.publish.clone(),
+            watch: self.watch.clone(),
+            feed: self.feed.clone(),
+            state: self.state.clone(),
+            metrics: (self.metrics != "off").then(|| self.metrics.clone()),
+            id: self.id.clone(),
+            workers: usize::from(self.workers),
+            queue: self.queue as usize,
+            publisher: Some(exe),
+            key: self.key.clone(),
+            trust: self.trust.clone(),
+            insecure: self.insecure,
+        })
+    }
+}
+
+/// Runs `reflex manager`: exit status 0 after a clean stop (SIGINT, SIGTERM), 1 when the
+/// rulebook is invalid or a socket cannot be bound. SIGHUP reloads the rulebook.
+pub fn main(args: &ManagerArgs) -> std::process::ExitCode {
+    let (shutdown, reload) = signals::manager_signals();
+    let result = args
+        .config()
+        .and_then(|c| daemon::run_reloadable(c, shutdown, reload));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(Error::Rulebook(errors)) => {
+            for d in &errors {
+                eprintln!("{d}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("reflex manager: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        args: ManagerArgs,
+    }
+
+    #[test]
+    fn default_feed_is_a_per_process_ipc_socket() {
+        let line = Line::try_parse_from(["reflex", "--rules", "rules.yml"]).unwrap();
+        let c = line.args.config().unwrap();
+        let feed = c.feed_endpoint();
+        assert!(feed.starts_with("ipc://"));
+        assert!(feed.ends_with(&format!("reflex-feed-{}.ipc", std::process::id())));
+    }
+}

@@ -1,0 +1,66 @@
+//! The command line: one subcommand per variant of [`Command`], each in its own file, which
+//! holds its arguments and its `main`. Adding a subcommand is adding a file and a variant.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod check;
+pub mod demo;
+pub mod keys;
+pub mod manager;
+pub mod publisher;
+pub mod reload;
+pub mod send;
+pub mod watch;
+
+/// reflex: event-driven infrastructure automation.
+#[derive(Debug, Parser)]
+#[command(name = "reflex", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate rulebooks: one summary line and exit 0 when valid, `file:line:col: message`
+    /// lines on stderr and exit 1 when not.
+    Check(check::CheckArgs),
+    /// Run the Manager and its Publisher: receive events, evaluate the rulebook, react.
+    Manager(manager::ManagerArgs),
+    /// The Publisher process, started and supervised by `reflex manager`.
+    #[command(hide = true)]
+    Publisher(publisher::PublisherArgs),
+    /// Send one event to the Manager.
+    Send(send::SendArgs),
+    /// Print the Manager's live stream of events and reactions, one line each.
+    Watch(watch::WatchArgs),
+    /// Reload the running Manager's rulebook: ask it over its metrics endpoint and print the
+    /// outcome (default), or send it SIGHUP (`--pid`, `--state`).
+    Reload(reload::ReloadArgs),
+    /// Run the Manager, its Publisher, an Actor with host beacons and simulated hosts on
+    /// loopback with the example rulebook, printing the live stream; Ctrl-C stops everything.
+    Demo(demo::DemoArgs),
+    /// Generate keys: an Ed25519 key pair for the Manager or an agent, or a device's HMAC
+    /// key (`reflex keys gen`).
+    Keys(keys::KeysArgs),
+}
+
+/// Runs `reflex` with the process's arguments: logs to stderr, then the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::host::logging::init_logging();
+    match cli.command {
+        Command::Check(args) => check::main(&args),
+        Command::Manager(args) => manager::main(&args),
+        Command::Publisher(args) => publisher::main(&args),
+        Command::Send(args) => send::main(&args),
+        Command::Watch(args) => watch::main(&args),
+        Command::Reload(args) => reload::main(&args),
+        Command::Demo(args) => demo::main(&args),
+        Command::Keys(args) => keys::main(&args),
+    }
+}

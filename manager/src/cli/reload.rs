@@ -1,0 +1,97 @@
+//! `reflex reload`: asks a running Manager to reload its rulebook, over its metrics endpoint
+//! (and prints the outcome) or with SIGHUP.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::Error;
+use crate::daemon::DEFAULT_METRICS;
+use crate::daemon::reload::ANSWER_WITHIN;
+
+/// Arguments of `reflex reload`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReloadArgs {
+    /// Send SIGHUP to this process id (the outcome is in the Manager's log).
+    #[arg(long, value_name = "PID", conflicts_with_all = ["state", "metrics"])]
+    pub pid: Option<u32>,
+    /// Send SIGHUP to the Manager whose `--state` is DIR (it writes `DIR/manager.pid`).
+    #[arg(long, value_name = "DIR", conflicts_with = "metrics")]
+    pub state: Option<PathBuf>,
+    /// Ask the Manager whose metrics endpoint is HOST:PORT, and print the outcome (the
+    /// default).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
+}
+
+/// Runs `reflex reload`: exit 0 when the reload was asked for (signal) or done (metrics), 1
+/// when it was refused or the Manager cannot be reached.
+pub fn main(args: &ReloadArgs) -> ExitCode {
+    let result = match (&args.pid, &args.state) {
+        (Some(pid), _) => hangup(*pid),
+        (None, Some(dir)) => crate::state::read_pid(dir).and_then(hangup),
+        (None, None) => over_http(args.metrics.as_deref().unwrap_or(DEFAULT_METRICS)),
+    };
+    match result {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("reflex reload: {}", e.to_string().trim_end());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hangup(pid: u32) -> Result<String, Error> {
+    let pid_t = libc::pid_t::try_from(pid).unwrap_or(0);
+    if pid_t <= 0 {
+        return Err(Error::io(
+            format!("signal process {pid}"),
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a process id"),
+        ));
+    }
+    // SAFETY: kill(2) with a positive pid and SIGHUP; no memory is involved.
+    let r = unsafe { libc::kill(pid_t, libc::SIGHUP) };
+    if r != 0 {
+        return Err(Error::io(
+            format!("send SIGHUP to process {pid}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(format!(
+        "sent SIGHUP to {pid}; the Manager logs the outcome (`rulebook reloaded` or the errors)"
+    ))
+}
+
+fn over_http(addr: &str) -> Result<String, Error> {
+    let what = || format!("ask the Manager at {addr} to reload");
+    let mut s = TcpStream::connect(addr).map_err(|e| Error::io(what(), e))?;
+    let _ = s.set_read_timeout(Some(ANSWER_WITHIN + Duration::from_secs(5)));
+    s.write_all(
+        format!(
+            "POST /reload HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .map_err(|e| Error::io(what(), e))?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .map_err(|e| Error::io(what(), e))?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let ok = head
+        .lines()
+        .next()
+        .is_some_and(|l| l.split(' ').nth(1) == Some("200"));
+    if ok {
+        Ok(body.to_string())
+    } else {
+        Err(Error::io(
+            what(),
+            std::io::Error::other(if body.is_empty() { head } else { body }.to_string()),
+        ))
+    }
+}

@@ -1,0 +1,206 @@
+//! Starting and stopping a Manager: its rulebook, keys and state are loaded, its threads
+//! (state writer, reloader, metrics endpoint, reaction workers, Publisher supervisor) and
+//! sockets started, then the event loop ([`super::event_loop`]) runs until shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use std::collections::VecDeque;
+
+use reflex_core::event::make_source;
+use reflex_core::store::MapStore;
+use reflex_core::wire::MAX_ENVELOPE_LEN;
+use reflex_rules::Compiled;
+
+use crate::Error;
+use crate::actions::{KnownActors, Outbox};
+use crate::host::{clock, sockets};
+use crate::metrics::{DropReason, Metrics, ReloadRoute};
+use crate::reactions::Pool;
+use crate::state::{self, Persist, StateDir};
+use crate::trust::Security;
+
+use super::config::Config;
+use super::event_loop::{EventLoop, warn_insecure};
+use super::watch::Watchers;
+use super::{load, reload};
+
+/// Register slots (rule × group) the Manager keeps at most; past that, new groups are not
+/// evaluated and counted as `store_full`.
+pub const STORE_SLOTS: usize = 1_000_000;
+/// Actors the Manager remembers at most.
+pub const MAX_KNOWN_ACTORS: usize = 100_000;
+/// The inproc endpoint on which workers hand events back to the event thread.
+pub const INTERNAL_ENDPOINT: &str = "inproc://reflex-internal";
+
+/// Runs a Manager until `shutdown` is set, reloading its rulebook whenever `reload` is set
+/// (SIGHUP) or `POST /reload` arrives on the metrics endpoint.
+pub fn run_reloadable(
+    config: Config,
+    shutdown: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+) -> Result<(), Error> {
+    let (compiled, catalog, table) = load::load(&config)?;
+    let Security { signer, trust } = Security::load(
+        config.key.as_deref(),
+        config.trust.as_deref(),
+        config.insecure,
+    )?;
+    let (store, state_dir, generation, torn) = match &config.state {
+        Some(dir) => {
+            let (store, dir, generation, torn) = restore_state(dir, &compiled)?;
+            (store, Some(dir), generation, torn)
+        }
+        None => (MapStore::new(STORE_SLOTS), None, 0, 0),
+    };
+    let id =
+        make_source(&config.id).map_err(|e| Error::core(format!("--id `{}`", config.id), e))?;
+    let table = Arc::new(table);
+    let metrics = Arc::new(Metrics::new(table.keys().to_vec()));
+    metrics.insecure.store(u64::from(config.insecure), Relaxed);
+    metrics.state.restored.store(store.len() as u64, Relaxed);
+    metrics.state.torn.store(torn, Relaxed);
+    let persist = match state_dir {
+        Some(dir) => Some(Persist::start(
+            dir,
+            generation,
+            &compiled.program(),
+            &store,
+            metrics.state.clone(),
+        )?),
+        None => None,
+    };
+    let (reload_requests, swaps) = reload::start(
+        config.rules.clone(),
+        catalog,
+        reload,
+        shutdown.clone(),
+        metrics.reloads.clone(),
+    )?;
+    let queue = config.queue.max(1);
+    let hwm = i32::try_from(queue).unwrap_or(i32::MAX);
+    let feed_endpoint = config.feed_endpoint();
+
+    let ctx = zmq::Context::new();
+    let socket = |kind, role: &str, endpoint: &str| sockets::bind(&ctx, kind, role, endpoint, hwm);
+    let events = socket(zmq::PULL, "events", &config.events)?;
+    let internal = socket(zmq::PULL, "internal", INTERNAL_ENDPOINT)?;
+    // XPUB: a PUB that hears its subscriptions, so nothing is encoded or sent for watch while
+    // nobody watches.
+    let watch = socket(zmq::XPUB, "watch", &config.watch)?;
+    let feed = socket(zmq::PUSH, "feed", &feed_endpoint)?;
+
+    let metrics_addr = match &config.metrics {
+        Some(addr) => {
+            let route: ReloadRoute = Box::new(move || reload::answer_http(Some(&reload_requests)));
+            Some(crate::metrics::serve(addr, metrics.clone(), Some(route))?)
+        }
+        None => None,
+    };
+    let pool = Pool::start(
+        config.workers,
+        queue,
+        table.clone(),
+        metrics.clone(),
+        &ctx,
+        INTERNAL_ENDPOINT,
+    )?;
+    let supervisor = match &config.publisher {
+        Some(exe) => Some(crate::actions::publisher::supervise(
+            exe.clone(),
+            feed_endpoint.clone(),
+            config.publish.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )?),
+        None => None,
+    };
+    tracing::info!(
+        rules = %config.rules.display(),
+        summary = %compiled.summary(),
+        events = %config.events,
+        watch = %config.watch,
+        publish = %config.publish,
+        feed = %feed_endpoint,
+        metrics = %metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        "manager ready"
+    );
+    if config.insecure {
+        warn_insecure(signer.is_some(), &trust);
+    } else {
+        tracing::info!(
+            key = %config.key.as_deref().unwrap_or(std::path::Path::new("")).display(),
+            trusted = trust.len(),
+            "actions signed; only allow-listed, authenticated, fresh messages accepted"
+        );
+    }
+    let mut outbox = Outbox::new(queue);
+    outbox.set_signing(signer.clone(), trust.device_keys());
+
+    let mut event_loop = EventLoop {
+        rulebook: Arc::new(compiled),
+        store,
+        persist,
+        swaps,
+        pool,
+        outbox,
+        known: KnownActors::new(MAX_KNOWN_ACTORS),
+        metrics,
+        events,
+        internal,
+        watch: Watchers::new(watch),
+        now: (Instant::now(), clock::now_ms()),
+        feed,
+        backlog: VecDeque::new(),
+        queue,
+        id,
+        buf: vec![0u8; MAX_ENVELOPE_LEN + 1],
+        out: vec![0u8; MAX_ENVELOPE_LEN],
+        firings: Vec::new(),
+        reported: [0; DropReason::ALL.len()],
+        last_report: Instant::now(),
+        trust,
+        signed: signer.is_some(),
+        insecure_warned: Instant::now(),
+    };
+    let result = event_loop.run(&shutdown);
+    tracing::info!("manager stopping");
+    shutdown.store(true, Relaxed);
+    let EventLoop {
+        pool,
+        persist,
+        store,
+        ..
+    } = event_loop;
+    if let Some(p) = persist {
+        p.stop(&store);
+    }
+    pool.stop(Duration::from_secs(2));
+    if let Some(s) = supervisor {
+        let _ = s.join();
+    }
+    if let Some(path) = feed_endpoint.strip_prefix("ipc://") {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// Opens the state directory and restores the registers of `compiled` from it; returns the
+/// store, the locked directory, the generation to continue after and the damaged records met.
+fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(MapStore, StateDir, u64, u64), Error> {
+    let locked = StateDir::open(dir)?;
+    let restored = state::restore(dir, &compiled.program(), STORE_SLOTS)?;
+    tracing::info!(
+        state = %dir.display(),
+        slots = restored.store.len(),
+        snapshot_slots = restored.snapshot_slots,
+        log_records = restored.replayed,
+        torn = restored.torn,
+        dropped_unknown_rules = restored.unknown,
+        dropped_store_full = restored.full,
+        "registers restored"
+    );
+    Ok((restored.store, locked, restored.generation, restored.torn))
+}
