@@ -1,12 +1,10 @@
 //! The Actor against real sockets: allow-list, argv handling, targets, repeats, expiry.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Agent, Bus, action, now_ms, run_action, script};
 use reflex_core::Value;
 use reflex_core::wire::Body;
+use reflex_tests::bus::{Agent, Bus, WAIT, action, now_ms, run_action, script};
 
 fn read(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
@@ -141,7 +139,7 @@ fn actions_for_other_agents_are_neither_received_nor_run() {
         "web-4",
         &run_action(4, "web-4", &["touch", probe.to_str().unwrap()]),
     );
-    bus.recv_until(common::WAIT, |b| match b {
+    bus.recv_until(WAIT, |b| match b {
         Body::Result(r) => {
             seen.push(r.id);
             (r.id == 4).then_some(())
@@ -240,7 +238,7 @@ fn fire_event_sends_an_allowed_event() {
     bus.publish("web-9", &a);
     let mut event = None;
     let mut result = None;
-    bus.recv_until(common::WAIT, |b| {
+    bus.recv_until(WAIT, |b| {
         match b {
             Body::Event(e) if e.tag == "/ops/reconfigured" => event = Some(e),
             Body::Result(r) if r.id == 8 => result = Some(r),

@@ -1,12 +1,10 @@
 //! The agent on the bus: heartbeats, beacon events, restarts of its peers, signals.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Agent, Bus, WAIT, run_action};
 use reflex_core::Value;
 use reflex_core::wire::Body;
+use reflex_tests::bus::{Agent, Bus, WAIT, run_action};
 
 #[test]
 fn heartbeats_arrive_with_increasing_seq() {

@@ -1,8 +1,6 @@
 //! The real `reflex-agent gateway` on a pseudo-terminal: the test holds the master side (the
 //! device's end of the line) and plays Manager and Publisher with real ZeroMQ sockets.
 
-mod common;
-
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -10,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Bus, WAIT, action};
 use nix::pty::openpty;
 use nix::sys::termios::{self, SetArg};
 use reflex_core::frame::{self, EnvelopeDeframer, FrameStats, MAX_ENVELOPE_FRAME_LEN};
 use reflex_core::wire::{self, Action, Body, Envelope};
 use reflex_core::{Event, Value};
+use reflex_tests::bus::{Bus, WAIT, action, now_ms};
 
 /// A pseudo-terminal: the master for the test, the slave's path for the gateway.
 struct Pty {
@@ -275,7 +273,7 @@ fn valid_frames_go_up_noise_is_counted_and_actions_come_down() {
         match (g, e) {
             (Body::Event(g), Body::Event(e)) => {
                 // Since-boot times are replaced by the gateway's clock.
-                assert!(g.time >= common::now_ms() - before.elapsed().as_millis() as u64 - 60_000);
+                assert!(g.time >= now_ms() - before.elapsed().as_millis() as u64 - 60_000);
                 let mut g = g.clone();
                 g.time = e.time;
                 assert_eq!(&g, e);
@@ -361,7 +359,7 @@ fn the_line_going_away_and_coming_back() {
     gw.wait_log("open");
 
     let mut one = device_event(1);
-    one.time = common::now_ms();
+    one.time = now_ms();
     let mut master = first.master.try_clone().unwrap();
     master
         .write_all(&framed(&Envelope::new(one.clone())))
@@ -384,7 +382,7 @@ fn the_line_going_away_and_coming_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut two = device_event(2);
-    two.time = common::now_ms();
+    two.time = now_ms();
     second
         .master
         .write_all(&framed(&Envelope::new(two.clone())))

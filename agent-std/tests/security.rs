@@ -2,15 +2,13 @@
 //! socket and signs actions with a test Manager key; the real `reflex-agent` must perform only
 //! authentic, fresh actions, each at most once, and sign what it sends.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Agent, Bus, WAIT, now_ms, run_action, script};
 use reflex_core::auth::{self, KeyFile, KeyKind, SecretKey, Signer, Verifier};
 use reflex_core::wire::{self, Action, Body, MAX_ENVELOPE_LEN};
+use reflex_tests::bus::{Agent, Bus, WAIT, now_ms, run_action, script};
 
 /// The test's Manager key.
 fn manager_key() -> SecretKey {

@@ -2,16 +2,15 @@
 //! and by ZeroMQ sockets of the test, checked through files its reactions write, an HTTP
 //! listener, the Publisher's socket and `/metrics`.
 
-mod common;
-
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Manager, PATIENCE, Scratch, serve_one, wait_until};
 use reflex_core::Value;
 use reflex_core::event::MAX_HOPS;
 use reflex_core::wire::{self, Action, Body, Envelope, Heartbeat, MAX_ENVELOPE_LEN};
+use reflex_tests::Scratch;
+use reflex_tests::standalone::{Manager, PATIENCE, reflex, serve_one, wait_until};
 use reflex_tests::{alive, signal};
 
 #[test]
@@ -34,8 +33,12 @@ fn exec_run_gets_templated_argv_without_a_shell() {
     m.send("/client/load/web-2", &["load_avg=5"], "web-2");
     m.send("/client/load/web-1", &["load_avg=30"], "web-1");
     let fired = m.dir.path().join("fired-web-1-30");
-    wait_until("the exec reaction's file", || fired.exists());
-    assert!(m.dir.path().join("$(no shell here)").exists());
+    let no_shell = m.dir.path().join("$(no shell here)");
+    // `touch` makes its files one after the other: wait for both.
+    wait_until("the exec reaction's files", || {
+        fired.exists() && no_shell.exists()
+    });
+    assert!(no_shell.exists());
     assert!(!m.dir.path().join("fired-web-2-5").exists());
     wait_until("the reaction to be counted", || {
         m.metric(r#"reflex_reactions_total{function="reactions.exec.run",outcome="ok"}"#)
@@ -238,7 +241,7 @@ fn invalid_rulebooks_stop_the_manager_with_positions() {
         "/a/*:\n  rules:\n    - x:\n        rule: rules.simple.gtt\n        threshold: 1\n",
     )
     .unwrap();
-    let out = common::reflex()
+    let out = reflex()
         .arg("manager")
         .arg("--rules")
         .arg(&book)

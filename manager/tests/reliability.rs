@@ -2,13 +2,12 @@
 //! SIGKILL and restarted on the same `--state` keeps its registers; rulebook reloads (bad and
 //! good); an Actor killed and restarted gets the actions sent while it was down, once.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, Scratch, free_port, metric_in, reflex, scrape, wait_until};
+use reflex_tests::standalone::{self, reflex, scrape, wait_until};
+use reflex_tests::{Proc, Scratch, free_port, metric_in};
 use reflex_tests::{alive, signal};
 
 /// Whether `--help` of a command mentions `--insecure` (lab mode, needed to run unsigned).
@@ -132,7 +131,7 @@ impl Node {
     }
 
     fn send(&self, tag: &str, fields: &[&str], source: &str) {
-        let out = common::send(tag, fields, &["--source", source, "--to", &self.events]);
+        let out = standalone::send(tag, fields, &["--source", source, "--to", &self.events]);
         assert!(
             out.status.success(),
             "reflex send failed: {}",

@@ -2,17 +2,16 @@
 //! refusal to run unauthenticated, its allow-list of senders, and a templated command argument
 //! travelling from a rule through a signed action to an Actor as one literal argv entry.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{Manager, Scratch, reflex, send, wait_until};
 use reflex_core::auth::{self, MacKey, Signer, keyfile};
 use reflex_core::wire::{Body, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, Value};
+use reflex_tests::Scratch;
+use reflex_tests::standalone::{Manager, reflex, send, wait_until};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

@@ -1,13 +1,12 @@
 //! `reflex send` and `reflex watch` as a user runs them.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Manager, PATIENCE, Proc, reflex, send};
+use reflex_tests::standalone::{Manager, PATIENCE, reflex, send};
+use reflex_tests::{Proc, free_port};
 
 const RULES: &str = r#"
 /client/load/*:
@@ -109,7 +108,7 @@ fn watch_prints_events_and_reactions() {
 
 #[test]
 fn send_refuses_bad_events() {
-    let to = format!("tcp://127.0.0.1:{}", common::free_port());
+    let to = format!("tcp://127.0.0.1:{}", free_port());
     let flags = ["--to", to.as_str(), "--source", "h"];
     let bad_tag = send("no-slash", &[], &flags);
     assert_eq!(bad_tag.status.code(), Some(1));
@@ -133,7 +132,7 @@ fn send_refuses_bad_events() {
 
 #[test]
 fn send_without_a_manager_returns_within_the_linger() {
-    let to = format!("tcp://127.0.0.1:{}", common::free_port());
+    let to = format!("tcp://127.0.0.1:{}", free_port());
     let start = Instant::now();
     let out = send("/t", &["x=1"], &["--to", &to]);
     assert!(

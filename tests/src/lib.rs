@@ -3,8 +3,10 @@
 //! through its watch socket and reads its `/metrics`; every process it starts is stopped when
 //! its guard is dropped, however the test ends.
 //!
-//! Its generic pieces (ports, waits, scratch directories, processes, metrics) also serve the
-//! Manager's own cross-process tests in `manager/tests`.
+//! It serves the cross-process tests of every crate: `tests/tests` (Managers and Actors
+//! together, with the watch stream collected: [`Manager`], [`Agent`]), the Manager's own in
+//! `manager/tests` ([`standalone`]: a Manager on a rulebook given as text), and the Actor's in
+//! `agent-std/tests` ([`bus`]: the test plays Manager and Publisher).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use reflex_core::Event;
 use reflex_core::wire::{self, Body, MAX_ENVELOPE_LEN};
+
+pub mod bus;
+pub mod standalone;
 
 /// How long any wait may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(60);

@@ -1,8 +1,6 @@
-//! Helpers for the Manager's cross-process tests: a running Manager that is stopped (with its
-//! Publisher) when the test ends, however it ends, `reflex send`, and a one-shot HTTP server.
-//! Ports, scratch directories, processes and metrics come from `reflex-tests`.
-
-#![allow(dead_code)]
+//! A Manager on its own, for the Manager's cross-process tests: started on a rulebook given
+//! as text, in a scratch directory of its own, and stopped (with its Publisher) when the test
+//! ends, however it ends; `reflex` and `reflex send`; and a one-shot HTTP server.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-pub use reflex_tests::{Proc, Scratch, free_port, metric_in};
+use crate::{Proc, Scratch, free_port, metric_in};
 
 /// How long any wait in these tests may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -20,27 +18,34 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `reflex` binary.
 pub fn reflex() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_reflex"))
+    Command::new(crate::binary("reflex"))
 }
 
 /// Polls `cond` every 50 ms until it holds; panics with `what` after [`PATIENCE`].
 pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
-    reflex_tests::wait_within(what, PATIENCE, cond);
+    crate::wait_within(what, PATIENCE, cond);
 }
 
 /// The text of `/metrics` at `addr`, or `None` while nothing answers.
 pub fn scrape(addr: &str) -> Option<String> {
-    reflex_tests::scrape(addr, SCRAPE_TIMEOUT)
+    crate::scrape(addr, SCRAPE_TIMEOUT)
 }
 
 /// A running `reflex manager` on free loopback ports.
 pub struct Manager {
+    /// The process.
     pub proc: Proc,
+    /// Its events endpoint.
     pub events: String,
+    /// Its Publisher's endpoint.
     pub publish: String,
+    /// Its watch endpoint.
     pub watch: String,
+    /// Its metrics address.
     pub metrics: String,
+    /// Its log file.
     pub log: PathBuf,
+    /// Its scratch directory, which holds its rulebook.
     pub dir: Scratch,
 }
 
@@ -104,6 +109,7 @@ impl Manager {
         m
     }
 
+    /// Its log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -1,6 +1,5 @@
-//! The test plays Manager and Publisher with real ZeroMQ sockets, and runs the real
-//! `reflex-agent` binary against them.
-#![allow(dead_code)]
+//! For the Actor's cross-process tests: the test plays Manager and Publisher with real ZeroMQ
+//! sockets ([`Bus`]), and runs the real `reflex-agent` binary against them ([`Agent`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,9 +8,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reflex_core::Value;
 use reflex_core::wire::{self, Action, ActionResult, Body, Envelope, MAX_ENVELOPE_LEN};
 
+use crate::{Scratch, binary};
+
 /// Generous: these are waits for something that should happen, never timing assertions.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -23,16 +25,23 @@ pub fn now_ms() -> u64 {
 /// publisher is an XPUB (a PUB that also shows the subscriptions it receives), so a test knows
 /// when the agent listens and to what.
 pub struct Bus {
+    /// The sockets' context.
     pub ctx: zmq::Context,
+    /// The Manager's PULL socket.
     pub pull: zmq::Socket,
+    /// The Publisher's XPUB socket.
     pub publisher: zmq::Socket,
+    /// Where the PULL socket is bound.
     pub manager_endpoint: String,
+    /// Where the XPUB socket is bound.
     pub publisher_endpoint: String,
     /// Subscriptions seen on the publisher since it was (re)bound.
     pub subscriptions: Vec<Vec<u8>>,
 }
 
 impl Bus {
+    /// Both sockets, bound on free loopback ports.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Bus {
         let ctx = zmq::Context::new();
         let pull = ctx.socket(zmq::PULL).unwrap();
@@ -160,6 +169,7 @@ impl Bus {
             .unwrap_or_else(|| panic!("no result for action {id}"))
     }
 
+    /// Waits up to `within` for the result of action `id`.
     pub fn try_result(&self, id: u64, within: Duration) -> Option<ActionResult> {
         self.recv_until(within, |b| match b {
             Body::Result(r) if r.id == id => Some(r),
@@ -202,8 +212,11 @@ pub fn run_action(id: u64, target: &str, argv: &[&str]) -> Action {
 
 /// A running `reflex-agent`, killed when dropped.
 pub struct Agent {
+    /// The process.
     pub child: Child,
-    pub dir: tempfile::TempDir,
+    /// Its scratch directory: its configuration, its log, what the test gives it.
+    pub dir: Scratch,
+    /// Its id.
     pub id: String,
     log: PathBuf,
 }
@@ -225,13 +238,13 @@ impl Agent {
         flags: &[&str],
         prepare: impl FnOnce(&Path),
     ) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Scratch::new(&format!("agent-{id}"));
         prepare(dir.path());
         let dir_text = dir.path().to_str().unwrap();
         let config = dir.path().join("agent.yml");
         std::fs::write(&config, yaml.replace("$DIR", dir.path().to_str().unwrap())).unwrap();
         let log = dir.path().join("agent.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_reflex-agent"))
+        let child = Command::new(binary("reflex-agent"))
             .args(["--id", id, "--manager", &bus.manager_endpoint])
             .args(["--publisher", &bus.publisher_endpoint])
             .arg("--config")
@@ -259,10 +272,12 @@ impl Agent {
         agent
     }
 
+    /// A path in the agent's directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
+    /// Its log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
