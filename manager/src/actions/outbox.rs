@@ -223,9 +223,9 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
-    use super::super::build::ACTION_TTL_MS;
-    use super::super::known::ACTOR_TTL;
     use super::*;
+    use crate::actions::build::ACTION_TTL_MS;
+    use crate::actions::known::ACTOR_TTL;
     use std::cell::RefCell;
 
     #[derive(Default)]

@@ -1,5 +1,5 @@
 //! How to run a Manager: [`Config`] and the defaults of every setting, each written once here
-//! (the command line in `crate::cli::manager` shows these same constants).
+//! (the command line of `reflex manager` shows these same constants).
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! Reloading the rulebook while the Manager runs (`reflex reload` asks for it: `crate::cli`).
+//! Reloading the rulebook while the Manager runs (`reflex reload` asks for it).
 //!
 //! A reload is asked for by SIGHUP or by `POST /reload` on the metrics endpoint (which is
 //! what `reflex reload` sends by default; it waits for the outcome). A reloader thread
