@@ -5,13 +5,13 @@
 //! * Ids (and sequence numbers) start at the Manager's start time in microseconds and count
 //!   up, so they are unique per run and keep increasing across restarts.
 //! * A target of `*` is sent once; an exact id once; a glob is expanded against the Actors
-//!   heard from within [`ACTOR_TTL`], one copy per Actor with its exact id as target. A glob
+//!   heard from within [`ACTOR_TTL`](known::ACTOR_TTL), one copy per Actor with its exact id as target. A glob
 //!   that matches no known Actor is dropped and counted as `no_target`.
 //! * Sending never blocks: when the feed refuses (no Publisher connected, or its queue is
 //!   full) the action waits in a bounded queue and is sent on a later tick, oldest first;
 //!   when that queue is full the oldest waiting action is dropped (`action_queue_full`).
 //! * An action for an exact Actor is kept until that Actor's result comes back, and sent
-//!   again every [`RETRY_EVERY`] until then or until it expires: this covers actions lost
+//!   again every [`RETRY_EVERY`](outbox::RETRY_EVERY) until then or until it expires: this covers actions lost
 //!   with a crashed Publisher or sent before the Actor's subscription was up. Actors perform
 //!   an action id at most once, so a resend never runs twice.
 //! * Every copy is authenticated once, when it is made, and a resend is the same bytes: with

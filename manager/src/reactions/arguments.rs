@@ -7,10 +7,10 @@
 //! and then read like the command line reads values: integer, float, `true`/`false`, else a
 //! string.
 
-use reflex_core::Event;
 use reflex_core::program::{Context, Program, Reaction, Segment, Span};
-use reflex_core::value::Value;
-use serde_json::{Map, Number, Value as Json};
+use serde_json::{Map, Value as Json};
+
+use crate::host::json::{float, value_json};
 
 /// Renders a template as text, without a length limit.
 pub fn text(program: &Program<'_>, template: Span, ctx: &Context<'_>) -> String {
@@ -56,52 +56,6 @@ pub fn parse_text(text: &str) -> Json {
         "false" => Json::Bool(false),
         _ => Json::String(text.to_string()),
     }
-}
-
-fn float(f: f64) -> Json {
-    Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)
-}
-
-/// An event value as JSON.
-pub fn value_json(v: &Value) -> Json {
-    match v {
-        Value::Int(i) => Json::from(*i),
-        Value::Float(f) => float(*f),
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Str(s) => Json::String(s.to_string()),
-    }
-}
-
-/// A JSON value as an event value: numbers, booleans and strings of at most
-/// [`reflex_core::value::MAX_STR_LEN`] bytes. `null`, lists and maps have no event form.
-pub fn json_value(j: &Json) -> Result<Value, &'static str> {
-    match j {
-        Json::Bool(b) => Ok(Value::Bool(*b)),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Ok(Value::Int(i)),
-            None => n.as_f64().map(Value::Float).ok_or("number out of range"),
-        },
-        Json::String(s) => Value::str(s).map_err(|_| "string longer than an event value holds"),
-        Json::Null => Err("empty value"),
-        Json::Array(_) | Json::Object(_) => Err("lists and maps are not event values"),
-    }
-}
-
-/// An event as JSON: `{"tag", "source", "time", "seq", "hops", "data": {...}}`.
-pub fn event_json(e: &Event) -> Json {
-    let data: Map<String, Json> = e
-        .data
-        .iter()
-        .map(|f| (f.name.to_string(), value_json(&f.value)))
-        .collect();
-    serde_json::json!({
-        "tag": e.tag.as_str(),
-        "source": e.source.as_str(),
-        "time": e.time,
-        "seq": e.seq,
-        "hops": e.hops,
-        "data": data,
-    })
 }
 
 /// One rendered argument.
@@ -230,6 +184,9 @@ fn insert(root: &mut Map<String, Json>, name: &str, item: bool, value: Json) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::json::{event_json, json_value};
+    use reflex_core::Event;
+    use reflex_core::value::Value;
 
     #[test]
     fn parse_text_example() {

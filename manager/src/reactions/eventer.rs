@@ -7,7 +7,7 @@
 use reflex_core::Event;
 
 use super::{Builtin, Handler, Job, Outcome};
-use crate::reactions::arguments::json_value;
+use crate::host::json::json_value;
 
 /// The registration of `reactions.eventer.fire_event`.
 pub const BUILTIN: Builtin = Builtin {

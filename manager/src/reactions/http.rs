@@ -12,7 +12,7 @@ use std::time::Duration;
 use reflex_agent::exec::{CODE_TIMED_OUT, MAX_CAPTURE};
 
 use super::{Builtin, Handler, Job, Outcome};
-use crate::reactions::arguments::{event_json, value_json};
+use crate::host::json::{event_json, value_json};
 
 /// The registration of `reactions.http.post`.
 pub const BUILTIN: Builtin = Builtin {

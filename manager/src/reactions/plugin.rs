@@ -12,7 +12,7 @@ use std::time::Duration;
 use reflex_agent::exec;
 
 use super::{Handler, Job, Outcome};
-use crate::reactions::arguments::{event_json, value_json};
+use crate::host::json::{event_json, value_json};
 
 /// Default timeout of a plugin.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,13 +12,13 @@
 //! | `lock` | held (`flock`) by the running Manager: one Manager per directory |
 //!
 //! Both kinds of data file start with a 17-byte header: 8 magic bytes (`RFLXSNAP` or
-//! `RFLXLOG\0`), the format version ([`FORMAT_VERSION`]) and the generation `G` (u64, little
+//! `RFLXLOG\0`), the format version ([`FORMAT_VERSION`](format::FORMAT_VERSION)) and the generation `G` (u64, little
 //! endian). Then records, each `[len: u32 LE][crc32(payload): u32 LE][payload]`, the payload
 //! postcard-encoded:
 //!
-//! * snapshot record: rule name, group, the whole slot ([`Slot`]);
+//! * snapshot record: rule name, group, the whole slot ([`Slot`](reflex_core::store::Slot));
 //! * log record: rule name, group, the evaluation time, the sample pushed, and the slot's
-//!   `active`, `last_fired` and `previous` after the evaluation ([`Update::apply`] redoes it).
+//!   `active`, `last_fired` and `previous` after the evaluation ([`Update::apply`](reflex_core::engine::Update::apply) redoes it).
 //!
 //! Rules are named, not numbered, so a restart with an edited rulebook maps slots to its rules
 //! by name and drops the slots of rules that are gone.
@@ -26,14 +26,14 @@
 //! # Writing
 //!
 //! The event thread hands every slot update to a writer thread through a bounded queue
-//! ([`QUEUE`]); when the queue is full the update is dropped and counted (the next snapshot
+//! ([`QUEUE`](writer::QUEUE)); when the queue is full the update is dropped and counted (the next snapshot
 //! covers it again). The writer appends records to the current log and writes them out with
-//! `fdatasync` every [`FLUSH_EVERY`] or every [`FLUSH_RECORDS`] records, whichever comes first:
+//! `fdatasync` every [`FLUSH_EVERY`](writer::FLUSH_EVERY) or every [`FLUSH_RECORDS`](writer::FLUSH_RECORDS) records, whichever comes first:
 //! a `kill -9` loses at most the updates of the last ~100 ms; a power failure the same, if
 //! the disk honours `fdatasync`.
 //!
-//! A snapshot is taken every [`SNAPSHOT_EVERY`] (when anything changed), when the log passes
-//! [`SNAPSHOT_LOG_BYTES`], after a reload, at start and at a clean stop. The event thread
+//! A snapshot is taken every [`SNAPSHOT_EVERY`](writer::SNAPSHOT_EVERY) (when anything changed), when the log passes
+//! [`SNAPSHOT_LOG_BYTES`](writer::SNAPSHOT_LOG_BYTES), after a reload, at start and at a clean stop. The event thread
 //! copies the store and passes the copy through the same queue, so it lands between the
 //! updates it contains and those it does not: the writer starts log `G+1` at that point and a
 //! snapshot thread writes snapshot `G+1` to a temporary file, syncs it, renames it over the
@@ -41,7 +41,7 @@
 //!
 //! # Restoring
 //!
-//! [`restore`] reads the snapshot (generation `G`, or 0 without one), then replays logs
+//! [`restore()`] reads the snapshot (generation `G`, or 0 without one), then replays logs
 //! `G`, `G+1`, ... as long as they follow each other. A record with a bad length or CRC ends
 //! its file (a torn write at a crash): it is counted and logged, and replay goes on with the
 //! next log. The writer of the new run always starts a new log, so nothing is ever appended
