@@ -1,6 +1,7 @@
 //! Host code the Manager's roles share: the clock, signals, logging, key files, the host's
-//! name, text clipping, socket set-up and values as JSON. Each file is one concern, so that moving one to a
-//! crate shared with the Actor and the beacons changes one `use` line in its users.
+//! name, text clipping, socket set-up and values as JSON. Each file is one concern, so that
+//! moving one to a crate shared with the Actor and the beacons changes one `use` line in its
+//! users.
 
 pub mod clock;
 pub mod hostname;
