@@ -95,9 +95,7 @@ impl ManagerArgs {
 /// rulebook is invalid or a socket cannot be bound. SIGHUP reloads the rulebook.
 pub fn main(args: &ManagerArgs) -> std::process::ExitCode {
     let (shutdown, reload) = signals::manager_signals();
-    let result = args
-        .config()
-        .and_then(|c| daemon::run_reloadable(c, shutdown, reload));
+    let result = args.config().and_then(|c| daemon::run(c, shutdown, reload));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(Error::Rulebook(errors)) => {

@@ -2,12 +2,11 @@
 //! (state writer, reloader, metrics endpoint, reaction workers, Publisher supervisor) and
 //! sockets started, then the event loop ([`super::event_loop`]) runs until shutdown.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-
-use std::collections::VecDeque;
 
 use reflex_core::event::make_source;
 use reflex_core::store::MapStore;
@@ -37,7 +36,7 @@ pub const INTERNAL_ENDPOINT: &str = "inproc://reflex-internal";
 
 /// Runs a Manager until `shutdown` is set, reloading its rulebook whenever `reload` is set
 /// (SIGHUP) or `POST /reload` arrives on the metrics endpoint.
-pub fn run_reloadable(
+pub fn run(
     config: Config,
     shutdown: Arc<AtomicBool>,
     reload: Arc<AtomicBool>,
