@@ -12,7 +12,7 @@
 //!   directory.
 //! * `metrics/`: every counter, and the `/metrics` HTTP endpoint.
 //! * `trust.rs`: what the Manager signs with and whom it believes.
-//! * `host/`: host code the roles share (clock, signals, logging, key files, sockets).
+//! * `host/`: host code the roles share (clock, signals, logging, key files, sockets, JSON).
 //!
 //! The library exports what the binary runs: [`main`]. The protocol between the processes is
 //! described in `docs/architecture.md`, and how to run them in `docs/operations.md`.
