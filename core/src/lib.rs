@@ -5,6 +5,8 @@
 //! [`Error`].
 //!
 //! * [`value`] and [`event`]: what a beacon reports.
+//! * [`id`], [`endpoint`] and [`text`]: protocol facts every part shares — the rule for a
+//!   valid id and the topic of a target, the default endpoints, cutting text to a capacity.
 //! * [`tag`]: fnmatch-style tag globs and the index that finds the entries matching a tag.
 //! * [`wire`] and [`frame`]: the postcard envelope and its COBS + CRC serial framing.
 //! * [`register`]: sliding windows over a fixed ring of buckets.
@@ -20,16 +22,19 @@
 
 #[cfg(feature = "auth")]
 pub mod auth;
+pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod event;
 pub mod frame;
+pub mod id;
 pub mod loader;
 pub mod program;
 pub mod register;
 pub mod rule;
 pub mod store;
 pub mod tag;
+pub mod text;
 pub mod value;
 pub mod wire;
 
