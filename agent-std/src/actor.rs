@@ -73,22 +73,17 @@ pub(crate) fn subscribe(
     s.set_maxmsgsize(MAX_FRAME)
         .map_err(Error::zmq("set MAXMSGSIZE"))?;
     set_reconnect(&s)?;
-    for topic in [topic(id), topic("*")] {
-        s.set_subscribe(&topic).map_err(Error::zmq("subscribe"))?;
+    let own = reflex_core::id::topic(id).map_err(|source| Error::InvalidId {
+        id: id.to_owned(),
+        source,
+    })?;
+    for topic in [&own[..], reflex_core::id::BROADCAST_TOPIC] {
+        s.set_subscribe(topic).map_err(Error::zmq("subscribe"))?;
     }
     s.connect(publisher).map_err(Error::zmq(format!(
         "connect to the publisher at {publisher}"
     )))?;
     Ok(s)
-}
-
-/// The topic frame for `target`: its bytes and a NUL, so `web-1` does not also receive what is
-/// sent to `web-10`.
-pub fn topic(target: &str) -> Vec<u8> {
-    let mut t = Vec::with_capacity(target.len() + 1);
-    t.extend_from_slice(target.as_bytes());
-    t.push(0);
-    t
 }
 
 /// The Actor's state.
@@ -578,12 +573,6 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topics_end_with_nul() {
-        assert_eq!(topic("web-1"), b"web-1\0");
-        assert_eq!(topic("*"), b"*\0");
-    }
 
     #[test]
     fn timeouts() {

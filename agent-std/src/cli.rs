@@ -38,10 +38,10 @@ pub struct GatewayArgs {
     #[arg(long, default_value_t = 115_200)]
     pub baud: u32,
     /// The Manager's events endpoint.
-    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4510")]
+    #[arg(long, value_name = "ENDPOINT", default_value = reflex_core::endpoint::EVENTS)]
     pub manager: String,
     /// The Publisher's endpoint.
-    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4511")]
+    #[arg(long, value_name = "ENDPOINT", default_value = reflex_core::endpoint::PUBLISH)]
     pub publisher: String,
     /// The gateway's id, in its log lines [default: gateway-<file name of PATH>].
     #[arg(long)]
@@ -151,7 +151,7 @@ pub fn shutdown_on_signal() -> Result<Arc<AtomicBool>, Error> {
             std::process::exit(130);
         }
     })
-    .map_err(|e| Error::ConfigInvalid(format!("cannot handle SIGINT/SIGTERM: {e}")))?;
+    .map_err(Error::Signals)?;
     Ok(shutdown)
 }
 
