@@ -222,7 +222,9 @@ impl Actor {
             self.refuse(&action, "no expiry: a signed action must expire");
             return;
         }
-        let seen = self.recent().check_in(&action, crate::now_ms());
+        let seen = self
+            .recent()
+            .check_in(&action, reflex_core::host::clock::now_ms());
         match seen {
             Seen::New => {}
             Seen::Expired => {
@@ -323,7 +325,7 @@ impl Actor {
         }
         // It comes from a reaction: one hop from the event that caused it.
         event.hops = 1;
-        event.time = crate::now_ms();
+        event.time = reflex_core::host::clock::now_ms();
         let queued = self.outbox.send(event);
         Ok(Cached {
             ok: queued,
@@ -493,7 +495,7 @@ fn result_of(id: &str, action: &Action, cached: &Cached) -> ActionResult {
         // The id was checked at start-up; an over-long one cannot reach here.
         source: reflex_core::event::make_source(id).unwrap_or_default(),
         seq: 0,
-        time: crate::now_ms(),
+        time: reflex_core::host::clock::now_ms(),
         function: action.function.clone(),
         ok: cached.ok,
         code: cached.code,

@@ -438,7 +438,7 @@ impl Gateway {
         // An authenticated envelope goes up byte for byte: the Manager checks the device's tag
         // over these bytes, and does not read a device's time as wall-clock time.
         if *time < BOOT_CLOCK_LIMIT_MS && !authenticated {
-            *time = crate::now_ms();
+            *time = reflex_core::host::clock::now_ms();
             let env = reflex_core::wire::Envelope::new(body.clone());
             let mut buf = vec![0u8; MAX_ENVELOPE_LEN];
             match wire::encode(&env, &mut buf) {
@@ -520,7 +520,7 @@ impl Gateway {
                     continue;
                 }
             };
-            if action.is_expired(crate::now_ms()) {
+            if action.is_expired(reflex_core::host::clock::now_ms()) {
                 self.stats.actions_expired += 1;
                 continue;
             }

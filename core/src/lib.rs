@@ -14,11 +14,14 @@
 //! * [`program`]: a compiled rulebook as flat tables, and its reaction argument templates.
 //! * [`loader`]: `<role>.<module>.<function>` keys resolved once, at load time.
 //! * [`store`] and [`engine`]: per-rule, per-group state and the evaluation of one event.
+//! * `host` (feature `host`): code every std part shares — running programs, the clock, the
+//!   only `unsafe` of the workspace's libraries, in `host::sys`.
 //! * `auth` (feature `auth`; Ed25519 with feature `ed25519`): authentication tags, key files
 //!   and replay windows.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![cfg_attr(not(feature = "host"), forbid(unsafe_code))]
+#![cfg_attr(feature = "host", deny(unsafe_code))]
 
 #[cfg(feature = "auth")]
 pub mod auth;
@@ -27,6 +30,8 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod frame;
+#[cfg(feature = "host")]
+pub mod host;
 pub mod id;
 pub mod loader;
 pub mod program;
