@@ -21,7 +21,6 @@
 //! on worker threads, at most [`MAX_RUNNING`] at once, so a slow command never holds up the
 //! next action.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +28,7 @@ use std::time::Duration;
 
 use reflex_core::auth::{self, AuthError, Verifier};
 use reflex_core::event::make_tag;
+use reflex_core::host::plugin::PluginInput;
 use reflex_core::wire::{self, Action, ActionResult, Body};
 use reflex_core::{Event, Value};
 
@@ -289,7 +289,7 @@ impl Actor {
             self.allow.check_plugin(name)?;
             let path = self.plugin_path(name)?;
             let timeout = timeout_of(action)?;
-            let input = plugin_input(action);
+            let input = PluginInput::of_action(action).to_bytes();
             self.spawn(action, move || {
                 exec::run(&[path.to_string_lossy()], None, Some(&input), timeout)
             })?;
@@ -521,52 +521,6 @@ fn timeout_of(action: &Action) -> Result<Duration, Refusal> {
     Ok(Duration::from_secs_f64(secs.min(MAX_TIMEOUT.as_secs_f64())))
 }
 
-/// A plugin's standard input: `{"args": {...}, "action": {"id": .., "function": ..}}`. A
-/// repeated argument is a JSON array, in order.
-fn plugin_input(action: &Action) -> Vec<u8> {
-    let mut args: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
-    for f in &action.args {
-        args.entry(f.name.as_str())
-            .or_default()
-            .push(json(&f.value));
-    }
-    let args: serde_json::Map<String, serde_json::Value> = args
-        .into_iter()
-        .map(|(name, mut values)| {
-            let v = if values.len() == 1 {
-                values.remove(0)
-            } else {
-                serde_json::Value::Array(values)
-            };
-            (name.to_owned(), v)
-        })
-        .collect();
-    let input = serde_json::json!({
-        "args": args,
-        "action": {
-            "id": action.id,
-            "function": action.function.as_str(),
-            "source": action.source.as_str(),
-            "target": action.target.as_str(),
-            "time": action.time,
-        },
-    });
-    let mut bytes = input.to_string().into_bytes();
-    bytes.push(b'\n');
-    bytes
-}
-
-fn json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Int(i) => (*i).into(),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
-        }
-        Value::Bool(b) => (*b).into(),
-        Value::Str(s) => s.as_str().into(),
-    }
-}
-
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -598,7 +552,8 @@ mod tests {
         a.push_arg("path", Value::str("/a").unwrap()).unwrap();
         a.push_arg("path", Value::str("/b").unwrap()).unwrap();
         a.push_arg("keep", Value::Int(3)).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&plugin_input(&a)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&PluginInput::of_action(&a).to_bytes()).unwrap();
         assert_eq!(v["args"]["path"], serde_json::json!(["/a", "/b"]));
         assert_eq!(v["args"]["keep"], 3);
         assert_eq!(v["action"]["id"], 9);

@@ -3,6 +3,8 @@
 //!
 //! * [`exec`]: running a program with a timeout, its process group killed at the end, its
 //!   output bounded, or only its first line kept.
+//! * [`plugin`]: the one JSON object every plugin reads on its standard input, and event
+//!   values as JSON.
 //! * [`clock`]: the wall clock.
 //! * [`sys`]: every call into the C library, each with its safety argument; the only module
 //!   of the crate allowed `unsafe`.
@@ -13,4 +15,5 @@
 
 pub mod clock;
 pub mod exec;
+pub mod plugin;
 pub mod sys;
