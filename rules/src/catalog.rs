@@ -159,6 +159,29 @@ impl Catalog {
         catalog
     }
 
+    /// This catalog plus `keys` that another part performs and no plugin file stands for,
+    /// such as the reactions of a device, sorted, after the plugins. A key already present
+    /// keeps its first definition.
+    ///
+    /// ```
+    /// use reflex_rules::Catalog;
+    /// let c = Catalog::builtin().with_keys(&["reactions.device.set_pin"]);
+    /// assert!(c.index_of("reactions.device.set_pin").is_some());
+    /// assert!(c.plugin_path("reactions.device.set_pin").is_none());
+    /// ```
+    pub fn with_keys(mut self, keys: &[&str]) -> Catalog {
+        let mut extra: Vec<String> = keys
+            .iter()
+            .filter(|k| !self.keys.iter().any(|have| have == *k))
+            .map(|k| k.to_string())
+            .collect();
+        extra.sort();
+        extra.dedup();
+        self.paths.extend(extra.iter().map(|_| None));
+        self.keys.extend(extra);
+        self
+    }
+
     /// Every key, in catalog order (a key's index is its reaction number).
     pub fn keys(&self) -> &[String] {
         &self.keys
