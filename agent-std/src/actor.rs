@@ -40,9 +40,9 @@ use crate::stats::Stats;
 use crate::{AgentConfig, Error};
 
 /// The built-in function that runs a command.
-pub const RUN: &str = "reactions.actor.run";
+pub const RUN: &str = reflex_core::reaction::ACTOR_RUN;
 /// The built-in function that fires an event.
-pub const FIRE_EVENT: &str = "reactions.actor.fire_event";
+pub const FIRE_EVENT: &str = reflex_core::reaction::ACTOR_FIRE_EVENT;
 /// The prefix of every function an Actor performs.
 pub const ACTOR_PREFIX: &str = "reactions.actor.";
 /// A command's or plugin's timeout when the action has no `timeout` argument.

@@ -12,6 +12,7 @@
 //! * [`register`]: sliding windows over a fixed ring of buckets.
 //! * [`rule`]: the comparison functions.
 //! * [`program`]: a compiled rulebook as flat tables, and its reaction argument templates.
+//! * [`reaction`]: the table of built-in reactions — key, performer, arguments.
 //! * [`loader`]: `<role>.<module>.<function>` keys resolved once, at load time.
 //! * [`store`] and [`engine`]: per-rule, per-group state and the evaluation of one event.
 //! * `host` (feature `host`): code every std part shares — running programs, the clock, the
@@ -35,6 +36,7 @@ pub mod host;
 pub mod id;
 pub mod loader;
 pub mod program;
+pub mod reaction;
 pub mod register;
 pub mod rule;
 pub mod store;
