@@ -71,9 +71,6 @@ pub enum Error {
         /// The ZeroMQ error.
         source: zmq::Error,
     },
-    /// SIGINT and SIGTERM cannot be handled.
-    #[error("cannot handle SIGINT/SIGTERM: {0}")]
-    Signals(#[source] ctrlc::Error),
     /// A thread could not be started.
     #[error("cannot start the {what} thread: {source}")]
     Thread {

@@ -6,6 +6,7 @@
 //! * [`plugin`]: the one JSON object every plugin reads on its standard input, and event
 //!   values as JSON.
 //! * [`clock`]: the wall clock.
+//! * `process` (feature `host-main`): a binary's logging and its stop and reload signals.
 //! * [`sys`]: every call into the C library, each with its safety argument; the only module
 //!   of the crate allowed `unsafe`.
 //!
@@ -16,4 +17,6 @@
 pub mod clock;
 pub mod exec;
 pub mod plugin;
+#[cfg(feature = "host-main")]
+pub mod process;
 pub mod sys;
