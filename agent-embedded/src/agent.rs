@@ -183,10 +183,7 @@ where
         program: Program<'a>,
         memory: &'a mut AgentMemory<SLOTS>,
     ) -> Result<Self, Error> {
-        let bad = |c: char| c == '/' || c.is_whitespace() || c.is_control() || "*?[]".contains(c);
-        if id.is_empty() || id.chars().any(bad) {
-            return Err(Error::InvalidId);
-        }
+        reflex_core::id::check_id(id).map_err(|_| Error::InvalidId)?;
         let source = make_source(id).map_err(|_| Error::InvalidId)?;
         let mut reaction_tag = Tag::new();
         write!(reaction_tag, "/device/reaction/{id}").map_err(|_| Error::InvalidId)?;

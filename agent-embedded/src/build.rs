@@ -15,60 +15,102 @@
 //! `pub static RULES: reflex_core::program::Program<'static>`.
 //!
 //! The rulebook is compiled against the reaction catalog of a device: the built-ins (which a
-//! device refuses) plus the device reactions ([`DEVICE_KEYS`]). The catalog of the rules
-//! compiler is made from plugins on disk, so the device keys are added the way a plugin is: an
-//! executable marker file per key, under `$OUT_DIR/device-plugins/reactions/device/`. Every
-//! reaction must then be a local device reaction, or the build fails with a message naming it,
-//! so a rulebook the [`Agent`](crate::Agent) would refuse at boot never reaches a device.
+//! device refuses) plus the device reactions ([`DEVICE_KEYS`]), given to the compiler with
+//! [`Catalog::with_keys`]. Every reaction must then be a local device reaction, or the build
+//! fails with a message naming it, so a rulebook the [`Agent`](crate::Agent) would refuse at
+//! boot never reaches a device.
 
 extern crate std;
 
 use std::format;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::string::{String, ToString};
+use std::string::String;
 use std::vec::Vec;
 
 use reflex_rules::{Catalog, Compiled, compile_path};
 
 use crate::reaction::{DEVICE_KEYS, DeviceFn};
 
-/// The reaction catalog of a device: the built-ins and [`DEVICE_KEYS`], the latter declared as
-/// marker plugins under `dir`.
-pub fn device_catalog(dir: &Path) -> Result<Catalog, String> {
-    for key in DEVICE_KEYS {
-        let mut parts = key.split('.').skip(1);
-        let (Some(module), Some(function)) = (parts.next(), parts.next()) else {
-            return Err(format!("malformed device key {key}"));
-        };
-        let module_dir = dir.join("reactions").join(module);
-        fs::create_dir_all(&module_dir).map_err(|e| format!("{}: {e}", module_dir.display()))?;
-        let path = module_dir.join(function);
-        let marker =
-            "#!/bin/sh\necho 'a device reaction: performed by the device agent' >&2\nexit 2\n";
-        fs::write(&path, marker).map_err(|e| format!("{}: {e}", path.display()))?;
-        set_executable(&path)?;
+/// Why a firmware build step failed.
+#[derive(Debug)]
+pub enum BuildError {
+    /// Cargo did not set an environment variable every build script has.
+    Env(&'static str),
+    /// A file could not be read or written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The rulebook does not compile.
+    Rulebook(reflex_rules::Errors),
+    /// The rulebook compiles, but some reactions are not ones the device performs itself: one
+    /// message per reaction.
+    NotDevice {
+        /// The rulebook.
+        path: PathBuf,
+        /// What is wrong with each reaction.
+        reasons: Vec<String>,
+    },
+    /// The key file is not a key file.
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: reflex_core::auth::keyfile::KeyError,
+    },
+    /// The key file holds another kind of key than a device's HMAC key.
+    KeyKind {
+        /// The file.
+        path: PathBuf,
+        /// The kind it holds.
+        kind: reflex_core::auth::KeyKind,
+    },
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BuildError::Env(var) => write!(f, "{var} is not set: run from a cargo build script"),
+            BuildError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            BuildError::Rulebook(e) => write!(f, "{e}"),
+            BuildError::NotDevice { path, reasons } => {
+                write!(f, "{}: {}", path.display(), reasons.join("; "))
+            }
+            BuildError::KeyFile { path, source } => write!(f, "{}: {source}", path.display()),
+            BuildError::KeyKind { path, kind } => write!(
+                f,
+                "{}: holds {kind} where a device's HMAC key is expected",
+                path.display()
+            ),
+        }
     }
-    Ok(Catalog::with_plugins(&[dir.to_path_buf()]))
 }
 
-#[cfg(unix)]
-fn set_executable(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("{}: {e}", path.display()))
+impl std::error::Error for BuildError {}
+
+/// The reaction catalog of a device: the built-ins and [`DEVICE_KEYS`].
+pub fn device_catalog() -> Catalog {
+    Catalog::builtin().with_keys(DEVICE_KEYS)
 }
 
-#[cfg(not(unix))]
-fn set_executable(_path: &Path) -> Result<(), String> {
-    Ok(())
+fn env(var: &'static str) -> Result<String, BuildError> {
+    std::env::var(var).map_err(|_| BuildError::Env(var))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), BuildError> {
+    fs::write(path, text).map_err(|source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Compiles `rulebook` (a file or a directory of rulebook files) for a device, checks that
 /// every reaction is a local device reaction, and returns it.
-pub fn compile(rulebook: &Path, plugin_dir: &Path) -> Result<Compiled, String> {
-    let catalog = device_catalog(plugin_dir)?;
-    let compiled = compile_path(rulebook, &catalog).map_err(|e| e.to_string())?;
+pub fn compile(rulebook: &Path) -> Result<Compiled, BuildError> {
+    let compiled = compile_path(rulebook, &device_catalog()).map_err(BuildError::Rulebook)?;
     let program = compiled.program();
     let mut bad = Vec::new();
     for r in program.reactions {
@@ -84,7 +126,10 @@ pub fn compile(rulebook: &Path, plugin_dir: &Path) -> Result<Compiled, String> {
         }
     }
     if !bad.is_empty() {
-        return Err(format!("{}: {}", rulebook.display(), bad.join("; ")));
+        return Err(BuildError::NotDevice {
+            path: rulebook.to_path_buf(),
+            reasons: bad,
+        });
     }
     Ok(compiled)
 }
@@ -92,15 +137,14 @@ pub fn compile(rulebook: &Path, plugin_dir: &Path) -> Result<Compiled, String> {
 /// The whole build-script step: compiles `rulebook` (relative to the crate's manifest
 /// directory) and writes `$OUT_DIR/rules.rs` defining `pub static <name>: Program<'static>`.
 /// Tells cargo to rerun when the rulebook changes. Returns the path written.
-pub fn rulebook(rulebook: &str, name: &str) -> Result<PathBuf, String> {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?;
-    let out = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
+pub fn rulebook(rulebook: &str, name: &str) -> Result<PathBuf, BuildError> {
+    let manifest = env("CARGO_MANIFEST_DIR")?;
+    let out = PathBuf::from(env("OUT_DIR")?);
     let path = Path::new(&manifest).join(rulebook);
     std::println!("cargo:rerun-if-changed={}", path.display());
-    let compiled = compile(&path, &out.join("device-plugins"))?;
+    let compiled = compile(&path)?;
     let target = out.join("rules.rs");
-    fs::write(&target, compiled.to_rust_source(name))
-        .map_err(|e| format!("{}: {e}", target.display()))?;
+    write(&target, &compiled.to_rust_source(name))?;
     Ok(target)
 }
 
@@ -112,8 +156,8 @@ pub fn rulebook(rulebook: &str, name: &str) -> Result<PathBuf, String> {
 /// Returns whether a key was found.
 ///
 /// Errors: the file cannot be read, is not a key file, or holds another kind of key.
-pub fn device_key(var: &str, name: &str) -> Result<bool, String> {
-    let out = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
+pub fn device_key(var: &str, name: &str) -> Result<bool, BuildError> {
+    let out = PathBuf::from(env("OUT_DIR")?);
     std::println!("cargo:rerun-if-env-changed={var}");
     let path = std::env::var_os(var).filter(|p| !p.is_empty());
     let value = match &path {
@@ -121,15 +165,20 @@ pub fn device_key(var: &str, name: &str) -> Result<bool, String> {
         Some(path) => {
             let path = Path::new(path);
             std::println!("cargo:rerun-if-changed={}", path.display());
-            let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let key = reflex_core::auth::KeyFile::parse(&text)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = fs::read_to_string(path).map_err(|source| BuildError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let key =
+                reflex_core::auth::KeyFile::parse(&text).map_err(|source| BuildError::KeyFile {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             if key.kind != reflex_core::auth::KeyKind::Mac {
-                return Err(format!(
-                    "{}: holds {} where a device's HMAC key is expected",
-                    path.display(),
-                    key.kind
-                ));
+                return Err(BuildError::KeyKind {
+                    path: path.to_path_buf(),
+                    kind: key.kind,
+                });
             }
             format!(
                 "Some(reflex_agent_embedded::MacKey::from_bytes({:?}))",
@@ -142,6 +191,6 @@ pub fn device_key(var: &str, name: &str) -> Result<bool, String> {
         "/// The device's HMAC key, from ${var} at build time; `None`: lab mode.\n\
          pub const {name}: Option<reflex_agent_embedded::MacKey> = {value};\n"
     );
-    fs::write(&target, source).map_err(|e| format!("{}: {e}", target.display()))?;
+    write(&target, &source)?;
     Ok(path.is_some())
 }

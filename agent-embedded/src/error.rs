@@ -19,8 +19,7 @@ pub enum Error {
     Uart(embedded_io::ErrorKind),
     /// The output pin reported an error.
     Pin(embedded_hal::digital::ErrorKind),
-    /// The device id is empty, longer than [`reflex_core::event::MAX_SOURCE_LEN`], or not one
-    /// tag segment (it must not hold `/`, spaces or glob characters).
+    /// The device id breaks the one id rule of [`reflex_core::id`].
     InvalidId,
     /// The compiled rulebook refers outside its own tables.
     ProgramCorrupt,
@@ -45,7 +44,8 @@ impl fmt::Display for Error {
             Error::Uart(kind) => write!(f, "UART error: {kind:?}"),
             Error::Pin(kind) => write!(f, "output pin error: {kind:?}"),
             Error::InvalidId => f.write_str(
-                "device id must be 1 to 32 bytes with no '/', whitespace or glob characters",
+                "device id must be 1 to 32 bytes, not start with '.', and hold no '/', '\\', \
+                 whitespace, control or glob characters",
             ),
             Error::ProgramCorrupt => f.write_str("compiled rulebook refers outside its tables"),
             Error::TooManyReactions => write!(

@@ -14,12 +14,13 @@ use reflex_core::Value;
 
 use crate::Error;
 
-/// The module of device reactions: `reactions.device.<function>`.
-pub const DEVICE_MODULE: &str = "device";
+pub use reflex_core::reaction::DEVICE_MODULE;
+use reflex_core::reaction::{DEVICE_SET_PIN, DEVICE_TOGGLE_PIN};
 
-/// Every device reaction key, in [`DeviceFn`] order. A firmware build script adds these to
-/// the catalog its rulebook is compiled against.
-pub const DEVICE_KEYS: &[&str] = &["reactions.device.set_pin", "reactions.device.toggle_pin"];
+/// Every device reaction key, in [`DeviceFn`] order (the device entries of core's table,
+/// [`reflex_core::reaction::REACTIONS`]). A firmware build script adds these to the catalog
+/// its rulebook is compiled against.
+pub const DEVICE_KEYS: &[&str] = &[DEVICE_SET_PIN, DEVICE_TOGGLE_PIN];
 
 /// A device reaction, resolved from its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +42,8 @@ impl DeviceFn {
     /// ```
     pub fn from_key(key: &str) -> Option<DeviceFn> {
         match key {
-            "reactions.device.set_pin" => Some(DeviceFn::SetPin),
-            "reactions.device.toggle_pin" => Some(DeviceFn::TogglePin),
+            DEVICE_SET_PIN => Some(DeviceFn::SetPin),
+            DEVICE_TOGGLE_PIN => Some(DeviceFn::TogglePin),
             _ => None,
         }
     }
@@ -50,8 +51,8 @@ impl DeviceFn {
     /// The function's key.
     pub const fn key(self) -> &'static str {
         match self {
-            DeviceFn::SetPin => "reactions.device.set_pin",
-            DeviceFn::TogglePin => "reactions.device.toggle_pin",
+            DeviceFn::SetPin => DEVICE_SET_PIN,
+            DeviceFn::TogglePin => DEVICE_TOGGLE_PIN,
         }
     }
 }

@@ -21,7 +21,6 @@
 //! on worker threads, at most [`MAX_RUNNING`] at once, so a slow command never holds up the
 //! next action.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +28,7 @@ use std::time::Duration;
 
 use reflex_core::auth::{self, AuthError, Verifier};
 use reflex_core::event::make_tag;
+use reflex_core::host::plugin::PluginInput;
 use reflex_core::wire::{self, Action, ActionResult, Body};
 use reflex_core::{Event, Value};
 
@@ -40,9 +40,9 @@ use crate::stats::Stats;
 use crate::{AgentConfig, Error};
 
 /// The built-in function that runs a command.
-pub const RUN: &str = "reactions.actor.run";
+pub const RUN: &str = reflex_core::reaction::ACTOR_RUN;
 /// The built-in function that fires an event.
-pub const FIRE_EVENT: &str = "reactions.actor.fire_event";
+pub const FIRE_EVENT: &str = reflex_core::reaction::ACTOR_FIRE_EVENT;
 /// The prefix of every function an Actor performs.
 pub const ACTOR_PREFIX: &str = "reactions.actor.";
 /// A command's or plugin's timeout when the action has no `timeout` argument.
@@ -73,22 +73,17 @@ pub(crate) fn subscribe(
     s.set_maxmsgsize(MAX_FRAME)
         .map_err(Error::zmq("set MAXMSGSIZE"))?;
     set_reconnect(&s)?;
-    for topic in [topic(id), topic("*")] {
-        s.set_subscribe(&topic).map_err(Error::zmq("subscribe"))?;
+    let own = reflex_core::id::topic(id).map_err(|source| Error::InvalidId {
+        id: id.to_owned(),
+        source,
+    })?;
+    for topic in [&own[..], reflex_core::id::BROADCAST_TOPIC] {
+        s.set_subscribe(topic).map_err(Error::zmq("subscribe"))?;
     }
     s.connect(publisher).map_err(Error::zmq(format!(
         "connect to the publisher at {publisher}"
     )))?;
     Ok(s)
-}
-
-/// The topic frame for `target`: its bytes and a NUL, so `web-1` does not also receive what is
-/// sent to `web-10`.
-pub fn topic(target: &str) -> Vec<u8> {
-    let mut t = Vec::with_capacity(target.len() + 1);
-    t.extend_from_slice(target.as_bytes());
-    t.push(0);
-    t
 }
 
 /// The Actor's state.
@@ -227,7 +222,9 @@ impl Actor {
             self.refuse(&action, "no expiry: a signed action must expire");
             return;
         }
-        let seen = self.recent().check_in(&action, crate::now_ms());
+        let seen = self
+            .recent()
+            .check_in(&action, reflex_core::host::clock::now_ms());
         match seen {
             Seen::New => {}
             Seen::Expired => {
@@ -292,7 +289,7 @@ impl Actor {
             self.allow.check_plugin(name)?;
             let path = self.plugin_path(name)?;
             let timeout = timeout_of(action)?;
-            let input = plugin_input(action);
+            let input = PluginInput::of_action(action).to_bytes();
             self.spawn(action, move || {
                 exec::run(&[path.to_string_lossy()], None, Some(&input), timeout)
             })?;
@@ -328,7 +325,7 @@ impl Actor {
         }
         // It comes from a reaction: one hop from the event that caused it.
         event.hops = 1;
-        event.time = crate::now_ms();
+        event.time = reflex_core::host::clock::now_ms();
         let queued = self.outbox.send(event);
         Ok(Cached {
             ok: queued,
@@ -498,7 +495,7 @@ fn result_of(id: &str, action: &Action, cached: &Cached) -> ActionResult {
         // The id was checked at start-up; an over-long one cannot reach here.
         source: reflex_core::event::make_source(id).unwrap_or_default(),
         seq: 0,
-        time: crate::now_ms(),
+        time: reflex_core::host::clock::now_ms(),
         function: action.function.clone(),
         ok: cached.ok,
         code: cached.code,
@@ -524,52 +521,6 @@ fn timeout_of(action: &Action) -> Result<Duration, Refusal> {
     Ok(Duration::from_secs_f64(secs.min(MAX_TIMEOUT.as_secs_f64())))
 }
 
-/// A plugin's standard input: `{"args": {...}, "action": {"id": .., "function": ..}}`. A
-/// repeated argument is a JSON array, in order.
-fn plugin_input(action: &Action) -> Vec<u8> {
-    let mut args: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
-    for f in &action.args {
-        args.entry(f.name.as_str())
-            .or_default()
-            .push(json(&f.value));
-    }
-    let args: serde_json::Map<String, serde_json::Value> = args
-        .into_iter()
-        .map(|(name, mut values)| {
-            let v = if values.len() == 1 {
-                values.remove(0)
-            } else {
-                serde_json::Value::Array(values)
-            };
-            (name.to_owned(), v)
-        })
-        .collect();
-    let input = serde_json::json!({
-        "args": args,
-        "action": {
-            "id": action.id,
-            "function": action.function.as_str(),
-            "source": action.source.as_str(),
-            "target": action.target.as_str(),
-            "time": action.time,
-        },
-    });
-    let mut bytes = input.to_string().into_bytes();
-    bytes.push(b'\n');
-    bytes
-}
-
-fn json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Int(i) => (*i).into(),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
-        }
-        Value::Bool(b) => (*b).into(),
-        Value::Str(s) => s.as_str().into(),
-    }
-}
-
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -578,12 +529,6 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topics_end_with_nul() {
-        assert_eq!(topic("web-1"), b"web-1\0");
-        assert_eq!(topic("*"), b"*\0");
-    }
 
     #[test]
     fn timeouts() {
@@ -607,7 +552,8 @@ mod tests {
         a.push_arg("path", Value::str("/a").unwrap()).unwrap();
         a.push_arg("path", Value::str("/b").unwrap()).unwrap();
         a.push_arg("keep", Value::Int(3)).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&plugin_input(&a)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&PluginInput::of_action(&a).to_bytes()).unwrap();
         assert_eq!(v["args"]["path"], serde_json::json!(["/a", "/b"]));
         assert_eq!(v["args"]["keep"], 3);
         assert_eq!(v["action"]["id"], 9);

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use clap::{Args, Parser, Subcommand};
 use reflex_agent::{AgentConfig, Error};
@@ -38,10 +38,10 @@ pub struct GatewayArgs {
     #[arg(long, default_value_t = 115_200)]
     pub baud: u32,
     /// The Manager's events endpoint.
-    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4510")]
+    #[arg(long, value_name = "ENDPOINT", default_value = reflex_core::endpoint::EVENTS)]
     pub manager: String,
     /// The Publisher's endpoint.
-    #[arg(long, value_name = "ENDPOINT", default_value = "tcp://127.0.0.1:4511")]
+    #[arg(long, value_name = "ENDPOINT", default_value = reflex_core::endpoint::PUBLISH)]
     pub publisher: String,
     /// The gateway's id, in its log lines [default: gateway-<file name of PATH>].
     #[arg(long)]
@@ -141,18 +141,12 @@ fn run_actor(args: ActorArgs) -> Result<(), Error> {
     reflex_agent::run(config, shutdown_on_signal()?)
 }
 
-/// A flag set by SIGINT or SIGTERM.
+/// A flag set by SIGINT or SIGTERM; a second one exits at once with status 130.
 pub fn shutdown_on_signal() -> Result<Arc<AtomicBool>, Error> {
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let flag = shutdown.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::Relaxed) {
-            // A second signal: the user insists.
-            std::process::exit(130);
-        }
+    reflex_core::host::process::stop_flag(130).map_err(|source| Error::System {
+        what: "handle SIGINT/SIGTERM",
+        source,
     })
-    .map_err(|e| Error::ConfigInvalid(format!("cannot handle SIGINT/SIGTERM: {e}")))?;
-    Ok(shutdown)
 }
 
 #[cfg(test)]

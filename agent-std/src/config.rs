@@ -38,16 +38,12 @@ use std::path::{Path, PathBuf};
 
 use reflex_beacons::host::HostBeaconSpec;
 use reflex_core::auth::{KeyKind, Signer, Verifier, keyfile};
-use reflex_core::event::MAX_SOURCE_LEN;
+use reflex_core::endpoint;
 use serde::Deserialize;
 
 use crate::Error;
 use crate::allow::AllowList;
 
-/// Where events go when neither the file nor `--manager` says.
-pub const DEFAULT_MANAGER: &str = "tcp://127.0.0.1:4510";
-/// Where actions come from when neither the file nor `--publisher` says.
-pub const DEFAULT_PUBLISHER: &str = "tcp://127.0.0.1:4511";
 /// Seconds between heartbeats when `heartbeat_s` is not given.
 pub const DEFAULT_HEARTBEAT_S: u64 = 5;
 
@@ -55,9 +51,8 @@ pub const DEFAULT_HEARTBEAT_S: u64 = 5;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// This agent's id: the source of its events and the topic its Actor subscribes to. One
-    /// tag segment (no `/`, whitespace or glob characters), at most
-    /// [`MAX_SOURCE_LEN`] bytes.
+    /// This agent's id: the source of its events and the topic its Actor subscribes to. It
+    /// follows the rule of [`reflex_core::id`].
     #[serde(default)]
     pub id: String,
     /// The Manager's events endpoint, connected with a PUSH socket.
@@ -94,11 +89,11 @@ pub struct AgentConfig {
 }
 
 fn default_manager() -> String {
-    DEFAULT_MANAGER.to_owned()
+    endpoint::EVENTS.to_owned()
 }
 
 fn default_publisher() -> String {
-    DEFAULT_PUBLISHER.to_owned()
+    endpoint::PUBLISH.to_owned()
 }
 
 fn default_heartbeat_s() -> u64 {
@@ -157,7 +152,7 @@ impl AgentConfig {
     /// heartbeat is positive, the keys are given (or `insecure`), every beacon's settings are
     /// valid. Key files are read by [`AgentConfig::load_keys`].
     pub fn validate(&self) -> Result<(), Error> {
-        check_id(&self.id).map_err(Error::ConfigInvalid)?;
+        check_id(&self.id)?;
         if self.insecure && self.manager_key.is_some() {
             return Err(Error::ConfigInvalid(
                 "`insecure` and `manager_key` exclude each other: with the Manager's key, \
@@ -238,25 +233,16 @@ impl AgentConfig {
     }
 }
 
-/// Checks an agent id: not empty, at most [`MAX_SOURCE_LEN`] bytes, one tag segment (it ends
-/// tags such as `/client/load/<id>`), and no glob characters (the Manager matches ids against
-/// target globs).
-pub fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("no agent id: give `id:` in the configuration or --id".into());
+/// Checks an agent id against the one rule of [`reflex_core::id`].
+pub fn check_id(id: &str) -> Result<(), Error> {
+    match reflex_core::id::check_id(id) {
+        Ok(()) => Ok(()),
+        Err(reflex_core::id::IdError::Empty) => Err(Error::NoId),
+        Err(source) => Err(Error::InvalidId {
+            id: id.to_owned(),
+            source,
+        }),
     }
-    if id.len() > MAX_SOURCE_LEN {
-        return Err(format!(
-            "agent id {id:?} is longer than {MAX_SOURCE_LEN} bytes"
-        ));
-    }
-    let bad = |c: char| c == '/' || c.is_whitespace() || c.is_control() || "*?[]{}\\".contains(c);
-    if id.chars().any(bad) {
-        return Err(format!(
-            "agent id {id:?} must hold no '/', whitespace, control or glob characters"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -275,8 +261,8 @@ mod tests {
     fn empty_file_is_all_defaults() {
         let c = parse("{}").unwrap();
         assert_eq!(c, AgentConfig::new(""));
-        assert_eq!(c.manager, DEFAULT_MANAGER);
-        assert_eq!(c.publisher, DEFAULT_PUBLISHER);
+        assert_eq!(c.manager, endpoint::EVENTS);
+        assert_eq!(c.publisher, endpoint::PUBLISH);
         assert!(c.allow.is_empty());
         assert!(
             c.validate()
@@ -402,7 +388,12 @@ beacons:
     fn validation() {
         let ok = lab("web-1");
         ok.validate().unwrap();
-        for bad_id in ["web/1", "web 1", "web-*", &"x".repeat(MAX_SOURCE_LEN + 1)] {
+        for bad_id in [
+            "web/1",
+            "web 1",
+            "web-*",
+            &"x".repeat(reflex_core::event::MAX_SOURCE_LEN + 1),
+        ] {
             assert!(lab(bad_id).validate().is_err(), "{bad_id}");
         }
         let mut c = lab("a");

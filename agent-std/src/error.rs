@@ -31,6 +31,25 @@ pub enum Error {
     /// The configuration parsed but a setting is missing or invalid; names the setting.
     #[error("invalid configuration: {0}")]
     ConfigInvalid(String),
+    /// No agent id was given.
+    #[error("invalid configuration: no agent id: give `id:` in the configuration or --id")]
+    NoId,
+    /// The agent id breaks the rule of [`reflex_core::id`].
+    #[error("invalid configuration: agent id {id:?}: {source}")]
+    InvalidId {
+        /// The id as given.
+        id: String,
+        /// Which part of the rule it breaks.
+        source: reflex_core::id::IdError,
+    },
+    /// The operating system refused a facility the agent needs: polling, signal handling.
+    #[error("cannot {what}: {source}")]
+    System {
+        /// What was being set up, such as `poll the SUB socket`.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A key file cannot be read, or is not the kind of key its setting needs.
     #[error("{0}")]
     Key(String),

@@ -100,8 +100,8 @@ impl GatewayOptions {
             id: format!("gateway-{name}"),
             serial,
             baud: 115_200,
-            manager: "tcp://127.0.0.1:4510".into(),
-            publisher: "tcp://127.0.0.1:4511".into(),
+            manager: reflex_core::endpoint::EVENTS.into(),
+            publisher: reflex_core::endpoint::PUBLISH.into(),
             stats_every: Duration::from_secs(60),
         }
     }
@@ -215,15 +215,21 @@ pub fn run(opts: GatewayOptions, shutdown: Arc<AtomicBool>) -> Result<GatewaySta
         "connect to the publisher at {}",
         opts.publisher
     )))?;
-    sub.set_subscribe(b"*\0")
+    sub.set_subscribe(reflex_core::id::BROADCAST_TOPIC)
         .map_err(Error::zmq("subscribe to *"))?;
-    let poll = Poll::new().map_err(|e| Error::ConfigInvalid(format!("cannot poll: {e}")))?;
+    let poll = Poll::new().map_err(|source| Error::System {
+        what: "poll",
+        source,
+    })?;
     let sub_fd = sub
         .get_fd()
         .map_err(Error::zmq("get the SUB socket's fd"))?;
     poll.registry()
         .register(&mut SourceFd(&sub_fd), SUB, Interest::READABLE)
-        .map_err(|e| Error::ConfigInvalid(format!("cannot poll the SUB socket: {e}")))?;
+        .map_err(|source| Error::System {
+            what: "poll the SUB socket",
+            source,
+        })?;
 
     tracing::info!(
         "gateway {} up: line {} at {} baud, events to {}, actions from {}",
@@ -432,7 +438,7 @@ impl Gateway {
         // An authenticated envelope goes up byte for byte: the Manager checks the device's tag
         // over these bytes, and does not read a device's time as wall-clock time.
         if *time < BOOT_CLOCK_LIMIT_MS && !authenticated {
-            *time = crate::now_ms();
+            *time = reflex_core::host::clock::now_ms();
             let env = reflex_core::wire::Envelope::new(body.clone());
             let mut buf = vec![0u8; MAX_ENVELOPE_LEN];
             match wire::encode(&env, &mut buf) {
@@ -471,8 +477,9 @@ impl Gateway {
             );
             return;
         }
-        let mut topic = id.as_bytes().to_vec();
-        topic.push(0);
+        let Ok(topic) = reflex_core::id::topic(id) else {
+            return;
+        };
         match self.sub.set_subscribe(&topic) {
             Ok(()) => {
                 tracing::info!("device {id} seen: subscribed to its actions");
@@ -513,7 +520,7 @@ impl Gateway {
                     continue;
                 }
             };
-            if action.is_expired(crate::now_ms()) {
+            if action.is_expired(reflex_core::host::clock::now_ms()) {
                 self.stats.actions_expired += 1;
                 continue;
             }

@@ -17,8 +17,8 @@
 //!
 //! * [`config`] reads `agent.yml`;
 //! * [`allow`] holds the allow-list, and says why it is shaped as it is;
-//! * [`exec`] runs a command without a shell, with a timeout and bounded output (the Manager
-//!   runs its programs and plugins with it too);
+//! * [`exec`] (core's `host::exec`, shared with the Manager and the command beacon) runs a
+//!   command without a shell, with a timeout and bounded output;
 //! * [`actor`] receives, checks and performs actions;
 //! * [`recent`] makes repeated actions run at most once;
 //! * [`gateway`] joins a device on a serial line to the bus (`reflex-agent gateway`).
@@ -26,12 +26,13 @@
 //! The protocol (sockets, topics, envelopes) is described in `docs/architecture.md`; the
 //! agent's use of it in `docs/agent.md`.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod actor;
 pub mod allow;
 pub mod config;
 mod error;
-pub mod exec;
+pub use reflex_core::host::exec;
 pub mod gateway;
 pub mod recent;
 mod runner;
@@ -43,7 +44,7 @@ pub use error::Error;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use stats::Stats;
 
@@ -118,11 +119,4 @@ pub fn run(config: AgentConfig, shutdown: Arc<AtomicBool>) -> Result<(), Error> 
     sender.stop();
     tracing::info!("agent {} stopped: {stats}", config.id);
     result
-}
-
-/// Milliseconds since the Unix epoch, by the wall clock.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -86,7 +86,7 @@ fn run(
             }
             match b.schedule.run(&mut b.beacon, now, &mut event) {
                 Ok(Emit::Event) => {
-                    event.time = crate::now_ms();
+                    event.time = reflex_core::host::clock::now_ms();
                     if outbox.send(event.clone()) {
                         Stats::bump(&stats.beacon_events);
                     }

@@ -152,10 +152,7 @@ struct Out {
 /// The next sequence number after `last`: now in microseconds since the Unix epoch, or
 /// `last + 1` when that is more.
 fn next_seq(last: u64) -> u64 {
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    now_us.max(last.saturating_add(1))
+    reflex_core::host::clock::now_us().max(last.saturating_add(1))
 }
 
 fn sender_loop(
@@ -169,7 +166,7 @@ fn sender_loop(
     loop {
         let now = Instant::now();
         if now >= next_hb {
-            hb.time = crate::now_ms();
+            hb.time = reflex_core::host::clock::now_ms();
             send(out, Body::Heartbeat(hb.clone()), stats);
             next_hb += every;
             if next_hb <= now {

@@ -1,4 +1,4 @@
-//! Small text helpers shared by the beacons: building tags, truncating strings.
+//! Small text helpers shared by the beacons: building tags, checking names, string fields.
 
 use core::fmt::Write;
 
@@ -19,27 +19,15 @@ pub(crate) fn tag(args: core::fmt::Arguments<'_>) -> Result<Tag, BeaconError> {
     Ok(t)
 }
 
-/// Checks that a name used inside a tag (a source id, a command or sensor name) is one path
-/// segment: not empty, no `/`, no whitespace or control characters, no glob characters.
+/// Checks that a name used inside a tag (a command or sensor name) is one tag segment, by
+/// the rule of [`reflex_core::id::check_segment`].
 pub(crate) fn check_segment(segment: &str, what: &'static str) -> Result<(), BeaconError> {
-    let bad = |c: char| c == '/' || c.is_whitespace() || c.is_control() || "*?[]{}".contains(c);
-    if segment.is_empty() || segment.chars().any(bad) {
-        return Err(BeaconError::InvalidConfig(what));
-    }
-    Ok(())
+    reflex_core::id::check_segment(segment).map_err(|_| BeaconError::InvalidConfig(what))
 }
 
-#[cfg(feature = "std")]
-/// The longest prefix of `text` that fits in `max` bytes and ends at a char boundary.
-pub(crate) fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+/// Checks a host or device id by the one rule of [`reflex_core::id::check_id`].
+pub(crate) fn check_id(id: &str, what: &'static str) -> Result<(), BeaconError> {
+    reflex_core::id::check_id(id).map_err(|_| BeaconError::InvalidConfig(what))
 }
 
 #[cfg(feature = "std")]
@@ -47,7 +35,7 @@ pub(crate) fn truncate(text: &str, max: usize) -> &str {
 pub(crate) fn push_str(event: &mut Event, field: &str, text: &str) -> Result<(), BeaconError> {
     let mut s = Str::new();
     // Cannot fail: the text was truncated to the capacity.
-    let _ = s.push_str(truncate(text, MAX_STR_LEN));
+    let _ = s.push_str(reflex_core::text::clip(text, MAX_STR_LEN));
     event.push(field, Value::Str(s))?;
     Ok(())
 }
@@ -55,16 +43,6 @@ pub(crate) fn push_str(event: &mut Event, field: &str, text: &str) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[cfg(feature = "std")]
-    #[test]
-    fn truncates_at_char_boundaries() {
-        assert_eq!(truncate("abc", 5), "abc");
-        assert_eq!(truncate("abcdef", 3), "abc");
-        // 'é' is two bytes: cutting inside it backs off to before it.
-        assert_eq!(truncate("aé", 2), "a");
-        assert_eq!(truncate("é", 0), "");
-    }
 
     #[cfg(feature = "std")]
     #[test]
@@ -81,6 +59,7 @@ mod tests {
     #[test]
     fn segments_and_tags() {
         assert!(check_segment("web-1", "x").is_ok());
+        assert_eq!(check_id(".x", "x"), Err(BeaconError::InvalidConfig("x")));
         for bad in ["", "a/b", "a b", "a*", "x\n"] {
             assert_eq!(
                 check_segment(bad, "x"),

@@ -200,13 +200,10 @@ impl ActionResult {
     /// whether it was truncated.
     pub fn set_output(&mut self, output: &str) -> bool {
         self.output.clear();
-        let mut end = output.len().min(MAX_OUTPUT_LEN);
-        while !output.is_char_boundary(end) {
-            end -= 1;
-        }
-        // Cannot fail: `end` is at most the capacity and lies on a character boundary.
-        let _ = self.output.push_str(output.get(..end).unwrap_or(""));
-        end < output.len()
+        let kept = crate::text::clip(output, MAX_OUTPUT_LEN);
+        // Cannot fail: the clipped text fits the capacity.
+        let _ = self.output.push_str(kept);
+        kept.len() < output.len()
     }
 }
 

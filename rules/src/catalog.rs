@@ -2,113 +2,17 @@
 //!
 //! A plugin is an executable file at `<dir>/reactions/<module>/<function>`; it is the reaction
 //! `reactions.<module>.<function>`. A reaction's number ([`reflex_core::program::Reaction::func`])
-//! is its index in [`Catalog::keys`]: built-ins first, in the order of [`LOCAL_BUILTINS`] then
-//! [`ACTOR_BUILTINS`], then plugins sorted by key.
+//! is its index in [`Catalog::keys`]: the built-ins the Manager and the Actors perform first, in
+//! the order of core's table ([`reflex_core::reaction::REACTIONS`]), then plugins sorted by key.
 
 use std::path::{Path, PathBuf};
 
-/// Built-in reactions performed by the Manager itself.
-pub const LOCAL_BUILTINS: &[&str] = &[
-    "reactions.eventer.fire_event",
-    "reactions.exec.run",
-    "reactions.http.post",
-    "reactions.log.print",
-];
+pub use reflex_core::reaction::{ACTOR_MODULE, ArgKind, ArgSpec, LOG_LEVELS, Performer};
 
-/// Built-in reactions performed by Actors (module `actor`: always remote).
-pub const ACTOR_BUILTINS: &[&str] = &["reactions.actor.run", "reactions.actor.fire_event"];
-
-/// The module whose reactions are always performed by Actors.
-pub const ACTOR_MODULE: &str = "actor";
-
-/// What shape a built-in reaction's argument has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgKind {
-    /// One templated scalar.
-    Text,
-    /// A number of seconds, greater than 0.
-    Seconds,
-    /// A non-empty list of templated scalars.
-    List,
-    /// A map of templated values (flattened to dotted names).
-    Map,
-}
-
-/// One argument a built-in reaction takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArgSpec {
-    /// Its name.
-    pub name: &'static str,
-    /// Its shape.
-    pub kind: ArgKind,
-    /// Whether the reaction needs it.
-    pub required: bool,
-}
-
-const fn arg(name: &'static str, kind: ArgKind, required: bool) -> ArgSpec {
-    ArgSpec {
-        name,
-        kind,
-        required,
-    }
-}
-
-/// The arguments of every built-in reaction. Plugins take any arguments.
-pub const BUILTIN_ARGS: &[(&str, &[ArgSpec])] = &[
-    (
-        "reactions.eventer.fire_event",
-        &[
-            arg("tag", ArgKind::Text, true),
-            arg("data", ArgKind::Map, false),
-        ],
-    ),
-    (
-        "reactions.exec.run",
-        &[
-            arg("argv", ArgKind::List, true),
-            arg("timeout", ArgKind::Seconds, false),
-            arg("cwd", ArgKind::Text, false),
-        ],
-    ),
-    (
-        "reactions.http.post",
-        &[
-            arg("url", ArgKind::Text, true),
-            arg("body", ArgKind::Map, false),
-            arg("json", ArgKind::Map, false),
-            arg("headers", ArgKind::Map, false),
-            arg("timeout", ArgKind::Seconds, false),
-        ],
-    ),
-    (
-        "reactions.log.print",
-        &[
-            arg("message", ArgKind::Text, false),
-            arg("level", ArgKind::Text, false),
-        ],
-    ),
-    (
-        "reactions.actor.run",
-        &[
-            arg("argv", ArgKind::List, true),
-            arg("timeout", ArgKind::Seconds, false),
-        ],
-    ),
-    (
-        "reactions.actor.fire_event",
-        &[
-            arg("tag", ArgKind::Text, true),
-            arg("data", ArgKind::Map, false),
-        ],
-    ),
-];
-
-/// The levels `reactions.log.print` accepts.
-pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
-
-/// The argument list of a built-in reaction, or `None` for a plugin.
+/// The argument list of a built-in reaction (core's table, [`reflex_core::reaction`]), or
+/// `None` for a plugin.
 pub fn builtin_args(key: &str) -> Option<(&'static str, &'static [ArgSpec])> {
-    BUILTIN_ARGS.iter().find(|(k, _)| *k == key).copied()
+    reflex_core::reaction::find(key).map(|r| (r.key, r.args))
 }
 
 /// The reaction keys that exist, and where each plugin lives.
@@ -129,10 +33,9 @@ pub struct Catalog {
 impl Catalog {
     /// The built-in reactions only.
     pub fn builtin() -> Catalog {
-        let keys: Vec<String> = LOCAL_BUILTINS
-            .iter()
-            .chain(ACTOR_BUILTINS)
-            .map(|k| k.to_string())
+        let keys: Vec<String> = reflex_core::reaction::keys_of(Performer::Manager)
+            .chain(reflex_core::reaction::keys_of(Performer::Actor))
+            .map(str::to_string)
             .collect();
         let paths = vec![None; keys.len()];
         Catalog { keys, paths }
@@ -159,6 +62,29 @@ impl Catalog {
         catalog
     }
 
+    /// This catalog plus `keys` that another part performs and no plugin file stands for,
+    /// such as the reactions of a device, sorted, after the plugins. A key already present
+    /// keeps its first definition.
+    ///
+    /// ```
+    /// use reflex_rules::Catalog;
+    /// let c = Catalog::builtin().with_keys(&["reactions.device.set_pin"]);
+    /// assert!(c.index_of("reactions.device.set_pin").is_some());
+    /// assert!(c.plugin_path("reactions.device.set_pin").is_none());
+    /// ```
+    pub fn with_keys(mut self, keys: &[&str]) -> Catalog {
+        let mut extra: Vec<String> = keys
+            .iter()
+            .filter(|k| !self.keys.iter().any(|have| have == *k))
+            .map(|k| k.to_string())
+            .collect();
+        extra.sort();
+        extra.dedup();
+        self.paths.extend(extra.iter().map(|_| None));
+        self.keys.extend(extra);
+        self
+    }
+
     /// Every key, in catalog order (a key's index is its reaction number).
     pub fn keys(&self) -> &[String] {
         &self.keys
@@ -176,7 +102,7 @@ impl Catalog {
 
     /// Whether a key is a built-in.
     pub fn is_builtin(&self, key: &str) -> bool {
-        LOCAL_BUILTINS.contains(&key) || ACTOR_BUILTINS.contains(&key)
+        reflex_core::reaction::find(key).is_some_and(|r| r.performer != Performer::Device)
     }
 }
 
@@ -252,8 +178,13 @@ mod tests {
         assert_eq!(c.index_of("reactions.log.print"), Some(3));
         assert_eq!(c.index_of("reactions.actor.fire_event"), Some(5));
         assert!(c.is_builtin("reactions.actor.run"));
-        for (k, _) in BUILTIN_ARGS {
-            assert!(c.is_builtin(k));
+        for r in reflex_core::reaction::REACTIONS {
+            assert_eq!(
+                c.is_builtin(r.key),
+                r.performer != Performer::Device,
+                "{}",
+                r.key
+            );
         }
     }
 

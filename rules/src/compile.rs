@@ -17,7 +17,7 @@ use reflex_core::rule::RuleFn;
 use reflex_core::value::{MAX_NAME_LEN, MAX_STR_LEN};
 use reflex_core::wire::MAX_ARGS;
 
-use crate::catalog::{ACTOR_MODULE, ArgKind, Catalog, LOG_LEVELS, builtin_args};
+use crate::catalog::{ACTOR_MODULE, ArgKind, Catalog, builtin_args};
 use crate::compiled::Compiled;
 use crate::diagnostic::{Diagnostic, Error, Errors};
 use crate::template::{self, Piece};
@@ -874,7 +874,13 @@ impl<'c> Compiler<'c> {
                 continue;
             }
             let value = self.template(node);
-            let event_data = key.ends_with(".fire_event") && name.starts_with("data.");
+            let event_data = builtin_args(key).is_some_and(|(_, specs)| {
+                specs.iter().any(|s| {
+                    s.kind == ArgKind::EventData
+                        && name.split('.').next() == Some(s.name)
+                        && name.len() > s.name.len()
+                })
+            });
             if remote || event_data {
                 self.check_wire_text(node.pos, &name, value);
             }
@@ -922,33 +928,33 @@ impl<'c> Compiler<'c> {
     /// Checks a built-in reaction's argument against its shape.
     fn check_arg(&mut self, kind: ArgKind, name: &str, v: &Node) {
         match kind {
-            ArgKind::Text => {
+            ArgKind::Text | ArgKind::Tag | ArgKind::OneOf(_) => {
                 if v.scalar().is_none() {
                     self.wrong_type(v, name, "a single value");
-                } else if name == "level" && !is_template(v) {
-                    let level = v.scalar().unwrap_or_default();
-                    if !LOG_LEVELS.contains(&level) {
-                        self.error(
-                            v.pos,
-                            Error::BadValue {
-                                what: "level".into(),
-                                problem: format!(
-                                    "must be one of {}, found `{level}`",
-                                    LOG_LEVELS.join(", ")
-                                ),
-                            },
-                        );
-                    }
-                } else if name == "tag" && !is_template(v) {
-                    if let Err(e) = check_tag(v.scalar().unwrap_or_default()) {
-                        self.error(
-                            v.pos,
-                            Error::BadValue {
-                                what: "tag".into(),
-                                problem: format!("is not a valid tag: {e}"),
-                            },
-                        );
-                    }
+                    return;
+                }
+                if is_template(v) {
+                    return;
+                }
+                let text = v.scalar().unwrap_or_default();
+                let problem = match kind {
+                    ArgKind::OneOf(words) if !words.contains(&text) => Some(format!(
+                        "must be one of {}, found `{text}`",
+                        words.join(", ")
+                    )),
+                    ArgKind::Tag => check_tag(text)
+                        .err()
+                        .map(|e| format!("is not a valid tag: {e}")),
+                    _ => None,
+                };
+                if let Some(problem) = problem {
+                    self.error(
+                        v.pos,
+                        Error::BadValue {
+                            what: name.to_string(),
+                            problem,
+                        },
+                    );
                 }
             }
             ArgKind::Seconds => {
@@ -965,7 +971,7 @@ impl<'c> Compiler<'c> {
                 Some(_) => {}
                 None => self.wrong_type(v, name, "a list"),
             },
-            ArgKind::Map => {
+            ArgKind::Map | ArgKind::EventData => {
                 if v.map().is_none() {
                     self.wrong_type(v, name, "a map");
                 }

@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use reflex_core::event::Tag;
 use reflex_core::{Event, Value};
 
-use crate::text::{check_segment, tag};
+use crate::text::{check_id, tag};
 use crate::{Beacon, BeaconError, Emit};
 
 /// Idle-loop iterations, counted by the firmware's idle loop and read by [`CpuLoad`].
@@ -112,7 +112,10 @@ impl<'a> CpuLoad<'a> {
         counter: &'a IdleCounter,
         device_id: &str,
     ) -> Result<CpuLoad<'a>, BeaconError> {
-        check_segment(device_id, "the device id must be one non-empty tag segment")?;
+        check_id(
+            device_id,
+            "the device id must be an id: 1 to 32 bytes, not starting with '.', with no '/', '\\', whitespace, control or glob characters",
+        )?;
         Ok(CpuLoad {
             counter,
             tag: tag(format_args!("/device/cpu/{device_id}"))?,

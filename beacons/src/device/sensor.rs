@@ -5,7 +5,7 @@ use reflex_core::event::Tag;
 use reflex_core::value::MAX_NAME_LEN;
 use reflex_core::{Event, Value};
 
-use crate::text::{check_segment, tag};
+use crate::text::{check_id, check_segment, tag};
 use crate::{Beacon, BeaconError, Emit};
 
 /// Something that reads one number: a temperature, a voltage, a humidity.
@@ -67,7 +67,10 @@ impl<S: SensorRead> Sensor<S> {
         device_id: &str,
     ) -> Result<Sensor<S>, BeaconError> {
         check_segment(name, "the sensor name must be one non-empty tag segment")?;
-        check_segment(device_id, "the device id must be one non-empty tag segment")?;
+        check_id(
+            device_id,
+            "the device id must be an id: 1 to 32 bytes, not starting with '.', with no '/', '\\', whitespace, control or glob characters",
+        )?;
         if field.is_empty() || field.len() > MAX_NAME_LEN {
             return Err(BeaconError::InvalidConfig(
                 "the field name must be 1 to 32 bytes",

@@ -3,7 +3,7 @@
 use reflex_core::event::Tag;
 use reflex_core::{Event, Value};
 
-use crate::text::{check_segment, tag};
+use crate::text::{check_id, tag};
 use crate::{Beacon, BeaconError, Emit};
 
 /// Reports `uptime_s`, whole seconds since boot, under `/device/uptime/<id>`.
@@ -27,7 +27,10 @@ pub struct Uptime {
 impl Uptime {
     /// An uptime beacon for the device `device_id`.
     pub fn new(device_id: &str) -> Result<Uptime, BeaconError> {
-        check_segment(device_id, "the device id must be one non-empty tag segment")?;
+        check_id(
+            device_id,
+            "the device id must be an id: 1 to 32 bytes, not starting with '.', with no '/', '\\', whitespace, control or glob characters",
+        )?;
         Ok(Uptime {
             tag: tag(format_args!("/device/uptime/{device_id}"))?,
         })

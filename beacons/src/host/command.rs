@@ -1,20 +1,14 @@
 //! A command's exit status and first line of output.
 
-use std::io::{ErrorKind, Read};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStdout, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reflex_core::event::Tag;
+use reflex_core::host::exec::{self, Failure, FirstLine};
 use reflex_core::{Event, Value};
 
 use super::client_tag;
 use crate::text::{check_segment, push_str, tag};
 use crate::{Beacon, BeaconError, Emit};
-
-/// How much of the first line is kept before trimming and truncating to the string capacity.
-const FIRST_LINE_MAX: usize = 1024;
 
 /// Runs a command and reports its result, under `/client/cmd/<name>/<source>`:
 ///
@@ -74,55 +68,12 @@ impl Command {
         })
     }
 
-    fn run(&self) -> Result<(ExitStatus, String), BeaconError> {
-        let mut child = std::process::Command::new(&self.argv[0])
-            .args(&self.argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => BeaconError::CommandNotFound,
-                _ => BeaconError::CommandNotStarted,
-            })?;
-        let deadline = Instant::now() + self.timeout;
-        let Some(stdout) = child.stdout.take() else {
-            kill(&mut child);
-            return Err(BeaconError::CommandNotStarted);
-        };
-        let (tx, rx) = mpsc::channel();
-        let reader = std::thread::Builder::new()
-            .name("reflex-cmd-output".into())
-            .spawn(move || first_line(stdout, &tx));
-        if reader.is_err() {
-            kill(&mut child);
-            return Err(BeaconError::CommandNotStarted);
-        }
-        // The first line arrives at a newline or at the end of output, whichever comes first.
-        let line = match rx.recv_timeout(self.timeout) {
-            Ok(line) => line,
-            Err(_) => {
-                kill(&mut child);
-                return Err(BeaconError::CommandTimedOut);
-            }
-        };
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Ok((status, line)),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Ok(None) => {
-                    kill(&mut child);
-                    return Err(BeaconError::CommandTimedOut);
-                }
-                Err(_) => {
-                    kill(&mut child);
-                    return Err(BeaconError::CommandNotStarted);
-                }
-            }
-        }
+    fn run(&self) -> Result<FirstLine, BeaconError> {
+        exec::first_line(&self.argv, self.timeout).map_err(|f| match f {
+            Failure::NotFound => BeaconError::CommandNotFound,
+            Failure::NotStarted => BeaconError::CommandNotStarted,
+            Failure::TimedOut => BeaconError::CommandTimedOut,
+        })
     }
 }
 
@@ -132,66 +83,13 @@ impl Beacon for Command {
     }
 
     fn sample(&mut self, _now_ms: u64, event: &mut Event) -> Result<Emit, BeaconError> {
-        let (status, line) = self.run()?;
-        event.push("exit", Value::Int(exit_code(status)))?;
+        let FirstLine { code, line } = self.run()?;
+        event.push("exit", Value::Int(i64::from(code)))?;
         push_str(event, "output", &line)?;
         if let Some(x) = parse_value(&line) {
             event.push("value", Value::Float(x))?;
         }
         Ok(Emit::Event)
-    }
-}
-
-/// Kills the command's process group (it may have started children) and reaps it.
-#[allow(unsafe_code)]
-fn kill(child: &mut Child) {
-    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill has no memory-safety preconditions; the negative pid names the process
-        // group the child leads (it was spawned with process_group(0) and is not yet reaped).
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Reads the first line of the output (at most [`FIRST_LINE_MAX`] bytes of it), sends it as
-/// soon as it is complete, then drains the rest so that the command never blocks on a full
-/// pipe.
-fn first_line(mut out: ChildStdout, tx: &mpsc::Sender<String>) {
-    let mut line = Vec::new();
-    let mut sent = false;
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = match out.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        if sent {
-            continue;
-        }
-        let data = &chunk[..n];
-        let end = data.iter().position(|b| *b == b'\n');
-        let take = end.unwrap_or(n).min(FIRST_LINE_MAX - line.len());
-        line.extend_from_slice(&data[..take]);
-        if end.is_some() || line.len() >= FIRST_LINE_MAX {
-            let _ = tx.send(String::from_utf8_lossy(&line).trim().to_owned());
-            sent = true;
-        }
-    }
-    if !sent {
-        let _ = tx.send(String::from_utf8_lossy(&line).trim().to_owned());
-    }
-}
-
-fn exit_code(status: ExitStatus) -> i64 {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => i64::from(code),
-        (None, Some(signal)) => 128 + i64::from(signal),
-        (None, None) => -1,
     }
 }
 
@@ -202,6 +100,8 @@ fn parse_value(line: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
     use reflex_core::value::MAX_STR_LEN;
 
@@ -311,9 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn exit_codes() {
-        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
-        assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
+    fn values() {
         assert_eq!(parse_value("-3e2"), Some(-300.0));
         assert_eq!(parse_value("NaN"), None);
         assert_eq!(parse_value("12 apples"), None);

@@ -1,10 +1,10 @@
 //! Disk use of a mounted filesystem, from `statvfs`.
 
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use reflex_core::event::Tag;
+use reflex_core::host::sys::{self, FsUsage as Usage};
 use reflex_core::{Event, Value};
 
 use super::{client_tag, round2};
@@ -34,7 +34,7 @@ const STATVFS: &str = "the disk path (statvfs)";
 #[derive(Debug)]
 pub struct Disk {
     tag: Tag,
-    path: CString,
+    path: PathBuf,
 }
 
 impl Disk {
@@ -45,11 +45,14 @@ impl Disk {
         if !path.is_absolute() {
             return Err(BeaconError::InvalidConfig("the disk path must be absolute"));
         }
-        let path = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| BeaconError::InvalidConfig("the disk path must not contain NUL"))?;
+        if path.as_os_str().as_bytes().contains(&0) {
+            return Err(BeaconError::InvalidConfig(
+                "the disk path must not contain NUL",
+            ));
+        }
         Ok(Disk {
             tag: client_tag("disk", source_id)?,
-            path,
+            path: path.to_owned(),
         })
     }
 }
@@ -60,59 +63,29 @@ impl Beacon for Disk {
     }
 
     fn sample(&mut self, _now_ms: u64, event: &mut Event) -> Result<Emit, BeaconError> {
-        let usage = statvfs(&self.path)?;
-        event.push("used_pct", Value::Float(round2(usage.used_pct())))?;
-        event.push("free_mb", Value::Int(usage.free_mb()))?;
+        let usage = sys::statvfs(&self.path).map_err(|_| BeaconError::Unreadable(STATVFS))?;
+        event.push("used_pct", Value::Float(round2(used_pct(&usage))))?;
+        event.push("free_mb", Value::Int(free_mb(&usage)))?;
         push_str(event, "mount", &self.path.to_string_lossy())?;
         Ok(Emit::Event)
     }
 }
 
-/// What `statvfs` says about a filesystem, in blocks of `frsize` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Usage {
-    blocks: u64,
-    free: u64,
-    available: u64,
-    frsize: u64,
+/// `df`'s use percentage: the blocks reserved for root count neither as used nor as
+/// available.
+fn used_pct(u: &Usage) -> f64 {
+    let used = u.blocks.saturating_sub(u.free);
+    let usable = used.saturating_add(u.available);
+    if usable == 0 {
+        return 0.0;
+    }
+    (used as f64 * 100.0 / usable as f64).clamp(0.0, 100.0)
 }
 
-impl Usage {
-    /// `df`'s use percentage: the blocks reserved for root count neither as used nor as
-    /// available.
-    fn used_pct(&self) -> f64 {
-        let used = self.blocks.saturating_sub(self.free);
-        let usable = used.saturating_add(self.available);
-        if usable == 0 {
-            return 0.0;
-        }
-        (used as f64 * 100.0 / usable as f64).clamp(0.0, 100.0)
-    }
-
-    /// Space available to unprivileged users, in MiB.
-    fn free_mb(&self) -> i64 {
-        let bytes = u128::from(self.available) * u128::from(self.frsize);
-        i64::try_from(bytes / (1024 * 1024)).unwrap_or(i64::MAX)
-    }
-}
-
-#[allow(unsafe_code, clippy::useless_conversion)]
-fn statvfs(path: &CString) -> Result<Usage, BeaconError> {
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is NUL-terminated and outlives the call; `st` points to writable memory
-    // of the right type, which statvfs fills completely when it returns 0.
-    let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(BeaconError::Unreadable(STATVFS));
-    }
-    // SAFETY: statvfs returned 0, so it initialised `st`.
-    let st = unsafe { st.assume_init() };
-    Ok(Usage {
-        blocks: u64::from(st.f_blocks),
-        free: u64::from(st.f_bfree),
-        available: u64::from(st.f_bavail),
-        frsize: u64::from(st.f_frsize),
-    })
+/// Space available to unprivileged users, in MiB.
+fn free_mb(u: &Usage) -> i64 {
+    let bytes = u128::from(u.available) * u128::from(u.frsize);
+    i64::try_from(bytes / (1024 * 1024)).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -128,13 +101,12 @@ mod tests {
             available: 50,
             frsize: 4096,
         };
-        assert_eq!(round2(u.used_pct()), 94.74);
+        assert_eq!(round2(used_pct(&u)), 94.74);
         assert_eq!(
-            Usage {
+            free_mb(&Usage {
                 available: 256 * 1024,
                 ..u
-            }
-            .free_mb(),
+            }),
             1024
         );
         let empty = Usage {
@@ -143,8 +115,8 @@ mod tests {
             available: 0,
             frsize: 0,
         };
-        assert_eq!(empty.used_pct(), 0.0);
-        assert_eq!(empty.free_mb(), 0);
+        assert_eq!(used_pct(&empty), 0.0);
+        assert_eq!(free_mb(&empty), 0);
         // Odd numbers from a strange filesystem stay in range.
         let odd = Usage {
             blocks: 10,
@@ -152,13 +124,12 @@ mod tests {
             available: 30,
             frsize: u64::MAX,
         };
-        assert_eq!(odd.used_pct(), 0.0);
+        assert_eq!(used_pct(&odd), 0.0);
         assert_eq!(
-            Usage {
+            free_mb(&Usage {
                 available: u64::MAX,
                 ..odd
-            }
-            .free_mb(),
+            }),
             i64::MAX
         );
     }

@@ -31,11 +31,14 @@ use std::io::Read;
 use reflex_core::event::Tag;
 
 use crate::BeaconError;
-use crate::text::{check_segment, tag};
+use crate::text::{check_id, tag};
 
-/// The tag `/client/<kind>/<source>`, after checking that the source id is one tag segment.
+/// The tag `/client/<kind>/<source>`, after checking the source id.
 fn client_tag(kind: &str, source_id: &str) -> Result<Tag, BeaconError> {
-    check_segment(source_id, "the source id must be one non-empty tag segment")?;
+    check_id(
+        source_id,
+        "the source id must be an id: 1 to 32 bytes, not starting with '.', with no '/', '\\', whitespace, control or glob characters",
+    )?;
     tag(format_args!("/client/{kind}/{source_id}"))
 }
 

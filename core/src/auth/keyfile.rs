@@ -240,7 +240,7 @@ fn nibble(c: u8) -> Result<u8, KeyError> {
 }
 
 #[cfg(feature = "std")]
-pub use file::{KeyFileError, read};
+pub use file::{KeyFileError, read, write_new};
 
 #[cfg(feature = "std")]
 mod file {
@@ -257,6 +257,10 @@ mod file {
         Format(PathBuf, KeyError),
         /// A secret key that users other than its owner may read or write: the mode found.
         Exposed(PathBuf, u32),
+        /// The file exists already; a key is never overwritten.
+        Exists(PathBuf),
+        /// It cannot be written.
+        Write(PathBuf, std::io::Error),
     }
 
     impl core::fmt::Display for KeyFileError {
@@ -270,6 +274,14 @@ mod file {
                     p.display(),
                     p.display()
                 ),
+                KeyFileError::Exists(p) => write!(
+                    f,
+                    "{} exists; keys are never overwritten: remove it first to replace it",
+                    p.display()
+                ),
+                KeyFileError::Write(p, e) => {
+                    write!(f, "{}: cannot write the key: {e}", p.display())
+                }
             }
         }
     }
@@ -277,9 +289,9 @@ mod file {
     impl std::error::Error for KeyFileError {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             match self {
-                KeyFileError::Io(_, e) => Some(e),
+                KeyFileError::Io(_, e) | KeyFileError::Write(_, e) => Some(e),
                 KeyFileError::Format(_, e) => Some(e),
-                KeyFileError::Exposed(..) => None,
+                KeyFileError::Exposed(..) | KeyFileError::Exists(_) => None,
             }
         }
     }
@@ -304,6 +316,39 @@ mod file {
         }
         Ok(key)
     }
+
+    /// Writes `key` to the new file `path`, creating its directory (mode 0700) when missing:
+    /// mode 0600 for a secret key, 0644 for a public one, synced to disk. An existing file is
+    /// [`KeyFileError::Exists`]: keys are never overwritten.
+    pub fn write_new(path: impl AsRef<Path>, key: &KeyFile) -> Result<(), KeyFileError> {
+        use std::io::Write;
+        let path = path.as_ref();
+        let failed = |e| KeyFileError::Write(path.to_owned(), e);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(failed)?;
+            }
+            options.mode(if key.kind.is_secret() { 0o600 } else { 0o644 });
+        }
+        let mut file = options.open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyFileError::Exists(path.to_owned())
+            } else {
+                failed(e)
+            }
+        })?;
+        file.write_all(key.to_string().as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(failed)
+    }
 }
 
 #[cfg(test)]
@@ -311,6 +356,29 @@ mod tests {
     use super::*;
 
     const HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    #[cfg(all(feature = "std", unix))]
+    #[test]
+    fn written_files_read_back_with_their_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("reflex-keyfile-{}", std::process::id()));
+        for kind in KeyKind::ALL {
+            let key = KeyFile {
+                kind,
+                bytes: [7; KEY_LEN],
+            };
+            let path = dir.join("keys").join(kind.label());
+            write_new(&path, &key).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, if kind.is_secret() { 0o600 } else { 0o644 });
+            assert_eq!(read(&path).unwrap(), key);
+            assert!(matches!(
+                write_new(&path, &key),
+                Err(KeyFileError::Exists(_))
+            ));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn round_trip_every_kind() {

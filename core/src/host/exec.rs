@@ -1,13 +1,15 @@
-//! Running a command: no shell, a timeout, bounded captured output.
+//! Running a program: no shell, a timeout, bounded captured output.
 //!
-//! The command runs in its own process group; when the timeout expires the whole group is
-//! killed, so a command that started children of its own leaves none behind. Its standard
-//! output then its standard error, at most [`MAX_CAPTURE`] bytes in all, are its output.
-//! [`kill_all`] kills the groups of every command still running, for a shutdown.
+//! The program runs in its own process group; when the timeout expires the whole group is
+//! killed, so a program that started children of its own leaves none behind. [`run`] keeps
+//! its standard output then its standard error, at most [`MAX_CAPTURE`] bytes in all;
+//! [`first_line`] keeps the first line of its standard output only, as the command beacon
+//! reports it. [`kill_all`] kills the groups of every program still running, for a shutdown.
 //!
-//! Both the Actor's commands and plugins and the Manager's `reactions.exec.run` and plugins
-//! run through [`run`], so they share its exit codes: the exit status, `128 + N` when signal
-//! `N` ended the command, [`CODE_TIMED_OUT`], [`CODE_NOT_FOUND`] and [`CODE_NOT_STARTED`].
+//! The Actor's commands and plugins, the Manager's `reactions.exec.run` and plugins and the
+//! command beacon all run through here, so they share its exit codes: the exit status,
+//! `128 + N` when signal `N` ended the program, [`CODE_TIMED_OUT`], [`CODE_NOT_FOUND`] and
+//! [`CODE_NOT_STARTED`].
 
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -17,6 +19,9 @@ use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use super::sys::{self, Signal};
+use crate::text::clip;
 
 /// Most bytes of a command's output kept: its standard output first, then as much of its
 /// standard error as fits. The rest is read and discarded, so the command never blocks on a
@@ -34,7 +39,7 @@ pub const CODE_NOT_FOUND: i32 = 127;
 const GRACE: Duration = Duration::from_millis(500);
 
 /// Process groups of the commands running now, so that [`kill_all`] can end them.
-static RUNNING: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// What became of a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +83,7 @@ pub fn kill_all() {
 /// ```
 /// use std::path::Path;
 /// use std::time::Duration;
-/// use reflex_agent::exec::run;
+/// use reflex_core::host::exec::run;
 /// let out = run(&["echo", "; rm -rf /"], None, None, Duration::from_secs(5));
 /// assert!(out.ok());
 /// assert_eq!(out.output, "; rm -rf /\n");
@@ -91,8 +96,120 @@ pub fn run<S: AsRef<str>>(
     stdin: Option<&[u8]>,
     timeout: Duration,
 ) -> Outcome {
+    let ran = match execute(argv, cwd, stdin, timeout, Keep::All) {
+        Ok(ran) => ran,
+        Err(not_run) => return not_run,
+    };
+    let mut output = String::new();
+    if ran.timed_out {
+        output.push_str(&format!(
+            "timed out after {} s and was killed\n",
+            timeout.as_secs_f64()
+        ));
+    }
+    let (mut captured, out_cut) = ran.stdout;
+    let (err, err_cut) = ran.stderr;
+    let room = MAX_CAPTURE.saturating_sub(output.len() + captured.len());
+    let mut truncated = out_cut || err_cut || err.len() > room;
+    captured.extend_from_slice(&err[..err.len().min(room)]);
+    output.push_str(&String::from_utf8_lossy(&captured));
+    let kept = clip(&output, MAX_CAPTURE).len();
+    truncated |= kept < output.len();
+    output.truncate(kept);
+    Outcome {
+        code: ran.code,
+        timed_out: ran.timed_out,
+        output,
+        truncated,
+    }
+}
+
+/// Most bytes of the first line [`first_line`] reads before trimming.
+pub const MAX_FIRST_LINE: usize = 1024;
+
+/// What [`first_line`] reports of a program that ran to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstLine {
+    /// Its exit status, or `128 + N` when signal N ended it.
+    pub code: i32,
+    /// The first line of its standard output (at most [`MAX_FIRST_LINE`] bytes of it),
+    /// lossily decoded as UTF-8 and trimmed; empty when it printed nothing.
+    pub line: String,
+}
+
+/// Why [`first_line`] has no line to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The program was not found.
+    NotFound,
+    /// The program exists but could not be started.
+    NotStarted,
+    /// The program, or what it started, outlived the timeout and its group was killed.
+    TimedOut,
+}
+
+/// Runs `argv` as [`run`] does, without standard input, and keeps only the first line of its
+/// standard output; its standard error is discarded. The line is complete at its newline, so
+/// the rest of the output is read and dropped and never holds the program on a full pipe.
+///
+/// ```
+/// use std::time::Duration;
+/// use reflex_core::host::exec::first_line;
+/// let out = first_line(&["printf", " 12.5 \\nmore"], Duration::from_secs(5)).unwrap();
+/// assert_eq!((out.code, out.line.as_str()), (0, "12.5"));
+/// ```
+pub fn first_line<S: AsRef<str>>(argv: &[S], timeout: Duration) -> Result<FirstLine, Failure> {
+    let ran = execute(argv, None, None, timeout, Keep::FirstLine).map_err(|not_run| {
+        if not_run.code == CODE_NOT_FOUND {
+            Failure::NotFound
+        } else {
+            Failure::NotStarted
+        }
+    })?;
+    if ran.timed_out || ran.output_outlived {
+        return Err(Failure::TimedOut);
+    }
+    Ok(FirstLine {
+        code: ran.code,
+        line: String::from_utf8_lossy(&ran.stdout.0).trim().to_owned(),
+    })
+}
+
+/// Which output a program's run keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Standard output and standard error, each up to [`MAX_CAPTURE`] bytes.
+    All,
+    /// The first line of standard output; standard error goes nowhere.
+    FirstLine,
+}
+
+/// A program that was started, once it and its output are done.
+struct Ran {
+    /// Its exit code, [`CODE_TIMED_OUT`] when it was killed at the timeout.
+    code: i32,
+    timed_out: bool,
+    /// Whether its output was still open at the timeout (a child held the pipe), so the
+    /// group was killed to end it.
+    output_outlived: bool,
+    /// What was kept of standard output, and whether some was dropped.
+    stdout: (Vec<u8>, bool),
+    /// Likewise for standard error (empty with [`Keep::FirstLine`]).
+    stderr: (Vec<u8>, bool),
+}
+
+/// Starts `argv` in its own process group, feeds it `stdin`, waits for it and its output
+/// until `timeout`, killing the group then. A program that could not start is the
+/// [`Outcome`] to report.
+fn execute<S: AsRef<str>>(
+    argv: &[S],
+    cwd: Option<&Path>,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+    keep: Keep,
+) -> Result<Ran, Outcome> {
     let Some((program, args)) = argv.split_first() else {
-        return not_started(CODE_NOT_STARTED, "empty argv".into());
+        return Err(not_started(CODE_NOT_STARTED, "empty argv".into()));
     };
     let program = program.as_ref();
     let mut cmd = Command::new(program);
@@ -103,7 +220,10 @@ pub fn run<S: AsRef<str>>(
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(match keep {
+            Keep::All => Stdio::piped(),
+            Keep::FirstLine => Stdio::null(),
+        })
         .process_group(0);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
@@ -111,59 +231,44 @@ pub fn run<S: AsRef<str>>(
     let deadline = Instant::now() + timeout;
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return spawn_failed(program, cwd, &e),
+        Err(e) => return Err(spawn_failed(program, cwd, &e)),
     };
     // The group id is the child's pid: it was started with `process_group(0)`.
-    let pgid = libc::pid_t::try_from(child.id()).ok();
-    let _running = pgid.map(Running::register);
-    let kill = || {
-        if let Some(pgid) = pgid {
-            kill_group(pgid);
-        }
-    };
+    let pgid = child.id();
+    let _running = Running::register(pgid);
+    let kill = || kill_group(pgid);
     if let (Some(input), Some(pipe)) = (stdin, child.stdin.take()) {
         feed(pipe, input);
     }
-    let stdout = capture(child.stdout.take());
-    let stderr = capture(child.stderr.take());
+    let stdout = capture(child.stdout.take(), keep);
+    let stderr = capture(child.stderr.take(), Keep::All);
 
     let (status, timed_out) = wait(&mut child, deadline, kill);
-    // A command that exited may have left children holding its pipes: wait for them until the
+    // A program that exited may have left children holding its pipes: wait for them until the
     // deadline, then kill the group.
-    let collect = |rx: mpsc::Receiver<(Vec<u8>, bool)>| -> (Vec<u8>, bool) {
+    let mut output_outlived = false;
+    let mut collect = |rx: mpsc::Receiver<(Vec<u8>, bool)>| -> (Vec<u8>, bool) {
         let left = deadline.saturating_duration_since(Instant::now());
         rx.recv_timeout(left).unwrap_or_else(|_| {
+            output_outlived = true;
             kill();
             rx.recv_timeout(GRACE).unwrap_or_default()
         })
     };
-    let (out, out_cut) = collect(stdout);
-    let (err, err_cut) = collect(stderr);
-
-    let mut output = String::new();
-    if timed_out {
-        output.push_str(&format!(
-            "timed out after {} s and was killed\n",
-            timeout.as_secs_f64()
-        ));
-    }
-    let mut captured = out;
-    let room = MAX_CAPTURE.saturating_sub(output.len() + captured.len());
-    let mut truncated = out_cut || err_cut || err.len() > room;
-    captured.extend_from_slice(&err[..err.len().min(room)]);
-    output.push_str(&String::from_utf8_lossy(&captured));
-    truncated |= clip(&mut output, MAX_CAPTURE);
+    let stdout = collect(stdout);
+    let stderr = collect(stderr);
     let code = if timed_out {
         CODE_TIMED_OUT
     } else {
         status.map_or(-1, exit_code)
     };
-    Outcome {
+    Ok(Ran {
         code,
         timed_out,
-        output,
-        truncated,
-    }
+        output_outlived,
+        stdout,
+        stderr,
+    })
 }
 
 /// The outcome of a command that could not be spawned.
@@ -194,10 +299,10 @@ fn not_started(code: i32, output: String) -> Outcome {
 }
 
 /// A process group in [`RUNNING`] for as long as this lives.
-struct Running(libc::pid_t);
+struct Running(u32);
 
 impl Running {
-    fn register(pgid: libc::pid_t) -> Running {
+    fn register(pgid: u32) -> Running {
         RUNNING
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -234,9 +339,14 @@ fn feed(mut pipe: ChildStdin, input: &[u8]) {
         });
 }
 
-/// Reads a pipe to its end on a thread, keeping the first [`MAX_CAPTURE`] bytes; says whether
-/// some were dropped.
-fn capture(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<(Vec<u8>, bool)> {
+/// Reads a pipe to its end on a thread. With [`Keep::All`] it keeps the first [`MAX_CAPTURE`]
+/// bytes and sends them, saying whether some were dropped, at the end; with
+/// [`Keep::FirstLine`] it sends the first line (without its newline, at most
+/// [`MAX_FIRST_LINE`] bytes) as soon as it is complete, then drains the rest.
+fn capture(
+    pipe: Option<impl Read + Send + 'static>,
+    keep: Keep,
+) -> mpsc::Receiver<(Vec<u8>, bool)> {
     let (tx, rx) = mpsc::sync_channel(1);
     let Some(mut pipe) = pipe else {
         let _ = tx.send((Vec::new(), false));
@@ -248,20 +358,39 @@ fn capture(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<(Vec<u8>,
         .spawn(move || {
             let mut kept = Vec::new();
             let mut dropped = false;
+            let mut sent = false;
             let mut buf = [0u8; 4096];
             loop {
-                match pipe.read(&mut buf) {
+                let n = match pipe.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                if sent {
+                    continue;
+                }
+                let data = &buf[..n];
+                match keep {
+                    Keep::All => {
                         let room = MAX_CAPTURE - kept.len();
                         dropped |= n > room;
-                        kept.extend_from_slice(&buf[..n.min(room)]);
+                        kept.extend_from_slice(&data[..n.min(room)]);
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
+                    Keep::FirstLine => {
+                        let end = data.iter().position(|&b| b == b'\n');
+                        let take = end.unwrap_or(n).min(MAX_FIRST_LINE - kept.len());
+                        kept.extend_from_slice(&data[..take]);
+                        if end.is_some() || kept.len() >= MAX_FIRST_LINE {
+                            let _ = tx.send((std::mem::take(&mut kept), false));
+                            sent = true;
+                        }
+                    }
                 }
             }
-            let _ = tx.send((kept, dropped));
+            if !sent {
+                let _ = tx.send((kept, dropped));
+            }
         });
     if spawned.is_err() {
         // No thread: the pipe is dropped, the command sees a closed pipe.
@@ -300,27 +429,10 @@ fn wait(child: &mut Child, deadline: Instant, kill: impl Fn()) -> (Option<ExitSt
     }
 }
 
-/// Kills process group `pgid` (a command and whatever it started that stayed in its group).
-fn kill_group(pgid: libc::pid_t) {
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours. A negative pid
-    // signals the group, which exists while any of its members does.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
-}
-
-/// Cuts `text` to at most `max` bytes at a character boundary (lossy decoding may have grown
-/// it); says whether it cut.
-fn clip(text: &mut String, max: usize) -> bool {
-    if text.len() <= max {
-        return false;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    true
+/// Kills process group `pgid` (a program and whatever it started that stayed in its group).
+/// A group already gone is no error: there is nothing left to kill.
+fn kill_group(pgid: u32) {
+    let _ = sys::signal_group(pgid, Signal::Kill);
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
@@ -485,6 +597,35 @@ mod tests {
         );
         assert!(out.output.len() <= MAX_CAPTURE);
         assert!(out.truncated);
+    }
+
+    #[test]
+    fn first_line_only() {
+        let _serial = serial();
+        let out = first_line(&["sh", "-c", "echo ' a b '; echo second; exit 4"], LONG).unwrap();
+        assert_eq!(
+            out,
+            FirstLine {
+                code: 4,
+                line: "a b".into()
+            }
+        );
+        let out = first_line(&["sh", "-c", "echo err >&2"], LONG).unwrap();
+        assert_eq!(out.line, "");
+        // A large output is drained, so the program is never blocked on it.
+        let out = first_line(&["sh", "-c", "head -c 1000000 /dev/zero; echo"], LONG).unwrap();
+        assert_eq!(out.code, 0);
+        assert!(out.line.len() <= MAX_FIRST_LINE);
+        assert_eq!(
+            first_line(&["/nonexistent/reflex-test"], LONG),
+            Err(Failure::NotFound)
+        );
+        assert_eq!(first_line(&["/"], LONG), Err(Failure::NotStarted));
+        let short = Duration::from_millis(300);
+        assert_eq!(
+            first_line(&["sh", "-c", "echo 1; sleep 30"], short),
+            Err(Failure::TimedOut)
+        );
     }
 
     #[test]
