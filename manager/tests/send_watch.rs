@@ -42,13 +42,13 @@ fn watch(args: &[&str]) -> (Proc, mpsc::Receiver<String>) {
     (Proc(child), rx)
 }
 
-/// Sends the event every half second until `rx` yields a line for which `want` holds;
+/// Sends the event every half second until the lines `rx` has yielded satisfy `want`;
 /// returns every line seen until then. (A new subscriber misses what is published before
-/// its subscription is up.)
+/// its subscription is up, so one send can show its reaction without its event.)
 fn send_until(
     m: &Manager,
     rx: &mpsc::Receiver<String>,
-    want: impl Fn(&str) -> bool,
+    want: impl Fn(&[String]) -> bool,
 ) -> Vec<String> {
     let deadline = Instant::now() + PATIENCE;
     let mut lines = Vec::new();
@@ -60,9 +60,8 @@ fn send_until(
         );
         let until = Instant::now() + Duration::from_millis(500);
         while let Ok(line) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            let done = want(&line);
             lines.push(line);
-            if done {
+            if want(&lines) {
                 return lines;
             }
         }
@@ -75,7 +74,10 @@ fn watch_prints_events_and_reactions() {
     let m = Manager::start("watch", RULES);
     let (_all, all) = watch(&["--from", &m.watch]);
     let (_reactions, only) = watch(&["--from", &m.watch, "--tag", "/reflex/reaction/*"]);
-    let lines = send_until(&m, &all, |l| l.contains("REACTION"));
+    let lines = send_until(&m, &all, |ls| {
+        ls.iter().any(|l| l.contains("REACTION"))
+            && ls.iter().any(|l| l.contains("/client/load/web-1"))
+    });
     let event = lines
         .iter()
         .find(|l| l.contains("/client/load/web-1"))
@@ -99,7 +101,7 @@ fn watch_prints_events_and_reactions() {
         "{reaction}"
     );
 
-    let filtered = send_until(&m, &only, |l| l.contains("REACTION"));
+    let filtered = send_until(&m, &only, |ls| ls.iter().any(|l| l.contains("REACTION")));
     assert!(
         filtered.iter().all(|l| l.contains("REACTION")),
         "{filtered:#?}"
