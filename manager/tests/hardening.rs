@@ -135,3 +135,110 @@ fn trust_files_others_may_write_are_refused_at_start_with_the_chmod_to_run() {
     let _ = child.wait();
     assert!(seen.contains("manager ready"), "{seen}");
 }
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A raw TCP connection to a ZeroMQ endpoint that completes the ZMTP 3.0 NULL handshake as a
+/// PUSH socket, then declares one frame of `declared` bytes and sends `sent` bytes of it.
+/// Returns the connection, still open on this side.
+fn oversized_frame(endpoint: &str, declared: u64, sent: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = endpoint.strip_prefix("tcp://").unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut greeting = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, 0];
+    greeting.extend_from_slice(b"NULL");
+    greeting.resize(64, 0);
+    let mut ready = vec![5];
+    ready.extend_from_slice(b"READY");
+    ready.push(11);
+    ready.extend_from_slice(b"Socket-Type");
+    ready.extend_from_slice(&4u32.to_be_bytes());
+    ready.extend_from_slice(b"PUSH");
+    let mut head = greeting;
+    head.extend_from_slice(&[0x04, ready.len() as u8]);
+    head.extend_from_slice(&ready);
+    // A long message frame: flags 0x02, then its length on 8 bytes.
+    head.push(0x02);
+    head.extend_from_slice(&declared.to_be_bytes());
+    let _ = s.write_all(&head);
+    let chunk = vec![0x55u8; 64 * 1024];
+    let mut left = sent;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        // A refused connection fails the write: that is the point.
+        if s.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        left -= n;
+    }
+    s
+}
+
+/// Whether the peer closed `s` (a read ends or fails) within the harness's patience.
+fn closed_by_peer(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // The peer's greeting and READY come first.
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn oversized_frames_from_many_connections_do_not_grow_the_manager() {
+    use reflex_tests::standalone::{Manager, wait_until};
+    let m = Manager::start("oversized", RULES);
+    let pid = m.proc.id();
+    let before = rss_kib(pid);
+    // 32 connections, each declaring a 4 GiB frame and sending 2 MiB of it: 64 MiB that an
+    // unbounded socket would hold.
+    const CONNECTIONS: usize = 32;
+    const SENT: usize = 2 * 1024 * 1024;
+    let mut floods: Vec<_> = (0..CONNECTIONS)
+        .map(|_| oversized_frame(&m.events, 4 << 30, SENT))
+        .collect();
+    for (i, s) in floods.iter_mut().enumerate() {
+        assert!(
+            closed_by_peer(s),
+            "connection {i}: the Manager kept reading an oversized frame"
+        );
+    }
+    let after = rss_kib(pid);
+    eprintln!(
+        "manager RSS: {before} KiB before, {after} KiB after {CONNECTIONS} connections sent \
+         {} MiB of oversized frames",
+        CONNECTIONS * SENT / (1024 * 1024)
+    );
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    // And it still serves everyone else.
+    m.send("/client/load/web-1", &["n=1"], "web-1");
+    wait_until("the event after the flood", || {
+        m.metric("reflex_events_received_total").unwrap_or(0.0) >= 1.0
+    });
+    drop(floods);
+}

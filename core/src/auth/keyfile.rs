@@ -496,7 +496,8 @@ mod tests {
     #[test]
     fn exposed_secret_files_are_refused() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("reflex-keyfile-exposed-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("reflex-keyfile-exposed-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("k.mac");
         std::fs::write(&path, format!("reflex-hmac-sha256 {HEX}\n")).unwrap();
