@@ -4,6 +4,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use reflex_core::auth::{self, Signer, keyfile};
+use reflex_core::wire::{Body, MAX_ENVELOPE_LEN};
+use reflex_core::{Event, Value};
 use reflex_tests::Scratch;
 use reflex_tests::standalone::reflex;
 
@@ -241,4 +244,132 @@ fn oversized_frames_from_many_connections_do_not_grow_the_manager() {
         m.metric("reflex_events_received_total").unwrap_or(0.0) >= 1.0
     });
     drop(floods);
+}
+
+const FIRING: &str = r#"
+/client/load/*:
+  rules:
+    - n:
+        rule: rules.simple.gt
+        threshold: 0
+        fire: always
+        reactions:
+          - reactions.exec.run:
+              argv: [touch, '{dir}/fired-{{ event.source }}-{{ event.data.n }}']
+"#;
+
+fn signed_event(source: &str, n: i64, seq: u64, time: u64, signer: &Signer) -> Vec<u8> {
+    let mut e = Event::new(&format!("/client/load/{source}"), source).unwrap();
+    e.push("n", Value::Int(n)).unwrap();
+    e.seq = seq;
+    e.time = time;
+    let mut buf = [0u8; MAX_ENVELOPE_LEN];
+    let len = auth::encode(&Body::Event(e), Some(signer), &mut buf).unwrap();
+    buf[..len].to_vec()
+}
+
+/// The records of a state file (after its 17-byte header), by their length fields.
+fn records_in(path: &Path) -> usize {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0;
+    };
+    let (mut at, mut n) = (17, 0);
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 8 + len;
+        n += usize::from(at <= bytes.len());
+    }
+    n
+}
+
+#[test]
+fn recorded_agent_and_device_events_are_refused_after_a_killed_manager_restarts() {
+    use reflex_tests::standalone::{Manager, wait_until};
+    let dir = Scratch::new("replay-restart");
+    let keys = dir.path().join("keys");
+    let trust = dir.path().join("trust");
+    let k = keys.to_str().unwrap();
+    keys_gen(&["--out", k, "--name", "manager"]);
+    keys_gen(&["--out", k, "--name", "web-1"]);
+    std::fs::create_dir_all(&trust).unwrap();
+    std::fs::copy(keys.join("web-1.pub"), trust.join("web-1.pub")).unwrap();
+    keys_gen(&[
+        "--out",
+        trust.to_str().unwrap(),
+        "--mac",
+        "--name",
+        "node-7",
+    ]);
+    let state = dir.path().join("state");
+    let flags: Vec<String> = vec![
+        "--key".into(),
+        keys.join("manager.key").display().to_string(),
+        "--trust".into(),
+        trust.display().to_string(),
+        "--state".into(),
+        state.display().to_string(),
+    ];
+    let agent = keyfile::read(keys.join("web-1.key"))
+        .unwrap()
+        .signer()
+        .unwrap();
+    let device = keyfile::read(trust.join("node-7.mac"))
+        .unwrap()
+        .signer()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let base = now * 1000;
+    // What an attacker records: one agent event, one device event (time since boot).
+    let recorded_agent = signed_event("web-1", 1, base + 1, now, &agent);
+    let recorded_device = signed_event("node-7", 2, auth::boot_seq(3) + 1, 1234, &device);
+
+    let m = Manager::start_with(dir, FIRING, &flags);
+    let fired =
+        |m: &Manager, source: &str, n: i64| m.dir.path().join(format!("fired-{source}-{n}"));
+    let ctx = zmq::Context::new();
+    let push = ctx.socket(zmq::PUSH).unwrap();
+    push.set_linger(1000).unwrap();
+    push.connect(&m.events).unwrap();
+    push.send(&recorded_agent, 0).unwrap();
+    push.send(&recorded_device, 0).unwrap();
+    wait_until("both events' reactions", || {
+        fired(&m, "web-1", 1).exists() && fired(&m, "node-7", 2).exists()
+    });
+    // Their windows are on disk; then the Manager dies without a word.
+    let windows = state.join("replay.windows");
+    wait_until("both windows kept", || records_in(&windows) == 2);
+    let Manager { mut proc, dir, .. } = m;
+    proc.0.kill().unwrap();
+    proc.0.wait().unwrap();
+    std::fs::remove_file(dir.path().join("fired-web-1-1")).unwrap();
+    std::fs::remove_file(dir.path().join("fired-node-7-2")).unwrap();
+
+    let m = Manager::start_with(dir, FIRING, &flags);
+    let push = ctx.socket(zmq::PUSH).unwrap();
+    push.set_linger(1000).unwrap();
+    push.connect(&m.events).unwrap();
+    // The replays, then fresh events from both behind them.
+    push.send(&recorded_agent, 0).unwrap();
+    push.send(&recorded_device, 0).unwrap();
+    push.send(signed_event("web-1", 3, base + 3, now, &agent), 0)
+        .unwrap();
+    push.send(
+        signed_event("node-7", 4, auth::boot_seq(3) + 2, 1300, &device),
+        0,
+    )
+    .unwrap();
+    wait_until("the fresh events' reactions", || {
+        fired(&m, "web-1", 3).exists() && fired(&m, "node-7", 4).exists()
+    });
+    wait_until("both replays counted", || {
+        m.metric("reflex_events_dropped_total{reason=\"replay\"}") == Some(2.0)
+    });
+    assert!(!fired(&m, "web-1", 1).exists(), "the agent event ran again");
+    assert!(
+        !fired(&m, "node-7", 2).exists(),
+        "the device event ran again"
+    );
 }

@@ -165,6 +165,10 @@ impl EventLoop {
             }
             if from_events {
                 self.drain(Origin::Network)?;
+                // Replay windows moved by this batch go to the state writer at once.
+                if let Some(p) = &mut self.persist {
+                    p.windows(self.trust.take_moved());
+                }
             }
             if !self.backlog.is_empty() {
                 self.read_clock();

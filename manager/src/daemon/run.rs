@@ -44,7 +44,7 @@ pub fn run(
     reload: Arc<AtomicBool>,
 ) -> Result<(), Error> {
     let (compiled, catalog, table) = load::load(&config)?;
-    let Security { signer, trust } = Security::load(
+    let Security { signer, mut trust } = Security::load(
         config.key.as_deref(),
         config.trust.as_deref(),
         config.insecure,
@@ -56,6 +56,15 @@ pub fn run(
         }
         None => (MapStore::new(STORE_SLOTS), None, 0, 0),
     };
+    if let Some(dir) = &config.state {
+        let (windows, damaged) = state::restore_windows(dir)?;
+        let restored = trust.persist_windows(&windows);
+        tracing::info!(
+            sources = restored,
+            damaged,
+            "replay windows restored: each source must send numbers above its last accepted one"
+        );
+    }
     let id =
         make_source(&config.id).map_err(|e| Error::core(format!("--id `{}`", config.id), e))?;
     let table = Arc::new(table);
@@ -178,9 +187,11 @@ pub fn run(
         pool,
         persist,
         store,
+        mut trust,
         ..
     } = event_loop;
-    if let Some(p) = persist {
+    if let Some(mut p) = persist {
+        p.windows(trust.take_moved());
         p.stop(&store);
     }
     pool.stop(Duration::from_secs(2));

@@ -17,6 +17,9 @@ pub const LOG_PREFIX: &str = "registers.log.";
 pub const HEADER_LEN: usize = 17;
 /// Longest record payload accepted; a longer length field marks a damaged record.
 pub const MAX_RECORD_LEN: usize = 64 * 1024;
+/// The file of replay windows: the highest sequence number accepted from each source.
+pub const WINDOWS_FILE: &str = "replay.windows";
+pub(super) const WINDOWS_MAGIC: [u8; 8] = *b"RFLXRPLY";
 pub(super) const SNAPSHOT_MAGIC: [u8; 8] = *b"RFLXSNAP";
 pub(super) const LOG_MAGIC: [u8; 8] = *b"RFLXLOG\0";
 /// Bytes before a record's payload: length and CRC.
@@ -28,6 +31,13 @@ pub(super) struct SnapshotRecord<'a, S> {
     pub(super) rule: &'a str,
     pub(super) group: &'a str,
     pub(super) slot: S,
+}
+
+/// A replay window record: the highest sequence number accepted from one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct WindowRecord<'a> {
+    pub(super) source: &'a str,
+    pub(super) highest: u64,
 }
 
 /// A log record: one evaluation's update of one slot.

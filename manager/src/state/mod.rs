@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `registers.snapshot` | every slot at one point: header, then one record per slot |
 //! | `registers.log.<G>` | the updates made after snapshot `G`, one record per updated slot |
+//! | `replay.windows` | the highest sequence number accepted from each allow-listed source |
 //! | `manager.pid` | the running Manager's process id (for `reflex reload --state DIR`) |
 //! | `lock` | held (`flock`) by the running Manager: one Manager per directory |
 //!
@@ -53,7 +54,7 @@ mod restore;
 mod writer;
 
 pub use dir::{StateDir, read_pid};
-pub use restore::{renumber, restore};
+pub use restore::{renumber, restore, restore_windows};
 pub use writer::Persist;
 
 #[cfg(test)]

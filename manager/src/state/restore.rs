@@ -179,6 +179,36 @@ pub fn restore(dir: &Path, program: &Program<'_>, limit: usize) -> Result<Restor
     Ok(out)
 }
 
+/// The highest sequence number kept for each source in [`WINDOWS_FILE`] of `dir` (none when
+/// the file is missing), and how many damaged records were skipped.
+pub fn restore_windows(dir: &Path) -> Result<(HashMap<String, u64>, u64), Error> {
+    let path = dir.join(WINDOWS_FILE);
+    let mut out = HashMap::new();
+    let Some(bytes) = read_file(&path)? else {
+        return Ok((out, 0));
+    };
+    let (_, mut records) = open_records(&path, &bytes, WINDOWS_MAGIC)?;
+    let mut damaged = 0;
+    while let Some(r) = records.next_as::<WindowRecord<'_>>() {
+        match r {
+            Ok(rec) => {
+                out.insert(rec.source.to_owned(), rec.highest);
+            }
+            Err(at) => {
+                damaged += 1;
+                tracing::warn!(
+                    file = %path.display(),
+                    offset = at,
+                    "damaged replay window record; the rest of the file is skipped, and those \
+                     sources start with empty windows"
+                );
+                break;
+            }
+        }
+    }
+    Ok((out, damaged))
+}
+
 pub(super) fn apply_record(rec: &LogRecord<'_>, slot: &mut Slot) {
     let copy = Slot {
         window: Window::new(0),
