@@ -89,10 +89,12 @@ impl Trust {
             let (id, expected) = match file.rsplit_once('.') {
                 Some((id, crate::host::keyfiles::PUBLIC_EXT)) => (id, KeyKind::Ed25519Public),
                 Some((id, crate::host::keyfiles::MAC_EXT)) => (id, KeyKind::Mac),
+                // HTTP bearer tokens, read by the HTTP endpoints.
+                Some((_, crate::host::keyfiles::TOKEN_EXT)) => continue,
                 _ => {
                     return Err(Error::Auth(format!(
-                        "{}: the trust directory holds only <id>.pub (an agent's public key) \
-                         and <id>.mac (a device's key) files",
+                        "{}: the trust directory holds only <id>.pub (an agent's public key), \
+                         <id>.mac (a device's key) and <id>.token (an HTTP token) files",
                         path.display()
                     )));
                 }

@@ -16,7 +16,8 @@ use reflex_rules::Compiled;
 use crate::Error;
 use crate::actions::{KnownActors, Outbox};
 use crate::host::{clock, sockets};
-use crate::metrics::{DropReason, Metrics, ReloadRoute};
+use crate::http::{self, Board, Control, Ingest, Inject, ReloadRoute, Tokens};
+use crate::metrics::{DropReason, Metrics};
 use crate::reactions::Pool;
 use crate::state::{self, Persist, StateDir};
 use crate::trust::Security;
@@ -107,11 +108,23 @@ pub fn run(
     let watch = limited(zmq::XPUB, "watch", &config.watch, MAX_WATCH_FRAME)?;
     let feed = socket(zmq::PUSH, "feed", &feed_endpoint)?;
 
+    let tokens = Arc::new(Tokens::new(config.trust.as_deref()));
+    let board = Arc::new(Board::default());
     let metrics_addr = match &config.metrics {
         Some(addr) => {
             let route: ReloadRoute = Box::new(move || reload::answer_http(Some(&reload_requests)));
-            Some(crate::metrics::serve(addr, metrics.clone(), Some(route))?)
+            let control = Control {
+                metrics: metrics.clone(),
+                board: board.clone(),
+                reload: Some(route),
+                tokens: tokens.clone(),
+            };
+            Some(http::serve_control(addr, control)?)
         }
+        None => None,
+    };
+    let http_addr = match &config.http {
+        Some(addr) => Some(serve_ingest(addr, &ctx, hwm, &tokens, &metrics)?),
         None => None,
     };
     let pool = Pool::start(
@@ -140,6 +153,7 @@ pub fn run(
         publish = %config.publish,
         feed = %feed_endpoint,
         metrics = %metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        http = %http_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         "manager ready"
     );
     if config.insecure {
@@ -179,6 +193,7 @@ pub fn run(
         trust,
         signed: signer.is_some(),
         insecure_warned: Instant::now(),
+        board,
     };
     let result = event_loop.run(&shutdown);
     tracing::info!("manager stopping");
@@ -202,6 +217,34 @@ pub fn run(
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+/// Starts the ingest address: tokens from the trust directory, events handed to the event
+/// thread over the inproc socket.
+fn serve_ingest(
+    addr: &str,
+    ctx: &zmq::Context,
+    hwm: i32,
+    tokens: &Arc<Tokens>,
+    metrics: &Arc<Metrics>,
+) -> Result<std::net::SocketAddr, Error> {
+    if !tokens.configured() {
+        return Err(Error::Auth(
+            "--http needs --trust DIR holding the senders' tokens (reflex keys gen --token)".into(),
+        ));
+    }
+    if tokens.len() == 0 {
+        tracing::warn!(
+            "--http: no token in the trust directory yet; every request is refused until one is added"
+        );
+    }
+    let push = sockets::push(ctx, "http ingest", INTERNAL_ENDPOINT, hwm)?;
+    let ingest = Ingest {
+        tokens: tokens.clone(),
+        inject: Inject::new(push),
+        metrics: metrics.clone(),
+    };
+    http::serve_ingest(addr, ingest)
 }
 
 /// Opens the state directory and restores the registers of `compiled` from it; returns the
