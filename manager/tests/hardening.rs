@@ -373,3 +373,82 @@ fn recorded_agent_and_device_events_are_refused_after_a_killed_manager_restarts(
         "the device event ran again"
     );
 }
+
+/// `reflex check PATH` run to its end: its failure and its stderr.
+fn check_refused(path: &Path) -> String {
+    let out = reflex().arg("check").arg(path).output().unwrap();
+    assert!(!out.status.success(), "{} was accepted", path.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn rulebook_input_is_bounded_and_only_regular_files_are_read() {
+    // A device that never ends: refused before a byte is read.
+    let err = check_refused(Path::new("/dev/zero"));
+    assert!(
+        err.contains("/dev/zero") && err.contains("not a regular file"),
+        "{err}"
+    );
+    // A FIFO nobody writes to: refused, not waited on forever.
+    let dir = Scratch::new("bounded-rulebook");
+    let fifo = dir.path().join("rules.yml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path this test owns.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let err = check_refused(&fifo);
+    assert!(err.contains("not a regular file"), "{err}");
+    // Inside a rulebook directory it is skipped, never opened.
+    check_refused(dir.path());
+    std::fs::remove_file(&fifo).unwrap();
+    // Larger than the limit: refused with it, not read whole.
+    let big = dir.path().join("big.yml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(17 * 1024 * 1024).unwrap();
+    let err = check_refused(&big);
+    assert!(err.contains("larger than 16777216 bytes"), "{err}");
+}
+
+#[test]
+fn the_default_feed_socket_is_in_a_private_directory_whatever_the_umask() {
+    use std::io::BufRead;
+    let dir = Scratch::new("private-feed");
+    let book = dir.write("rules.yml", RULES);
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // A umask that would leave a socket file open to everyone.
+    let mut cmd = reflex();
+    cmd.arg("manager")
+        .arg("--rules")
+        .arg(&book)
+        .args(["--metrics", "off", "--events", "tcp://127.0.0.1:0"])
+        .args([
+            "--publish",
+            "tcp://127.0.0.1:0",
+            "--watch",
+            "tcp://127.0.0.1:0",
+        ])
+        .arg("--insecure")
+        .env("TMPDIR", &tmp)
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: umask(2) in the child between fork and exec; no memory is touched.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("manager ready") {
+        line.clear();
+    }
+    assert!(line.contains("manager ready"), "{line}");
+    let private = tmp.join(format!("reflex-manager-{}", child.id()));
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+    assert!(private.join("feed.ipc").exists());
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -30,7 +30,7 @@ pub struct ManagerArgs {
     #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_WATCH)]
     pub watch: String,
     /// The Manager-to-Publisher socket (PUSH, bound). Default:
-    /// `ipc://$TMPDIR/reflex-feed-<pid>.ipc`.
+    /// `ipc://$TMPDIR/reflex-manager-<pid>/feed.ipc` (a directory of mode 0700).
     #[arg(long, value_name = "ENDPOINT")]
     pub feed: Option<String>,
     /// Keep register state in DIR (snapshot and log), restored at start, so a restart or a
@@ -136,6 +136,6 @@ mod tests {
         let c = line.args.config().unwrap();
         let feed = c.feed_endpoint();
         assert!(feed.starts_with("ipc://"));
-        assert!(feed.ends_with(&format!("reflex-feed-{}.ipc", std::process::id())));
+        assert!(feed.ends_with(&format!("reflex-manager-{}/feed.ipc", std::process::id())));
     }
 }

@@ -93,6 +93,16 @@ pub fn run(
     let queue = config.queue.max(1);
     let hwm = i32::try_from(queue).unwrap_or(i32::MAX);
     let feed_endpoint = config.feed_endpoint();
+    // The default feed lives in a directory of its own that only this user may enter, so its
+    // mode does not depend on the umask and no other user can connect to it.
+    let feed_dir = match &config.feed {
+        None => feed_endpoint
+            .strip_prefix("ipc://")
+            .and_then(|p| Path::new(p).parent())
+            .map(private_dir)
+            .transpose()?,
+        Some(_) => None,
+    };
 
     let ctx = zmq::Context::new();
     let socket = |kind, role: &str, endpoint: &str| sockets::bind(&ctx, kind, role, endpoint, hwm);
@@ -216,6 +226,9 @@ pub fn run(
     if let Some(path) = feed_endpoint.strip_prefix("ipc://") {
         let _ = std::fs::remove_file(path);
     }
+    if let Some(dir) = feed_dir {
+        let _ = std::fs::remove_dir(dir);
+    }
     result
 }
 
@@ -245,6 +258,32 @@ fn serve_ingest(
         metrics: metrics.clone(),
     };
     http::serve_ingest(addr, ingest)
+}
+
+/// Makes `dir` with mode 0700; one left by a killed Manager of the same pid is reused only
+/// when it is still private.
+fn private_dir(dir: &Path) -> Result<std::path::PathBuf, Error> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::symlink_metadata(dir)
+                .map_err(|e| Error::io(format!("inspect {}", dir.display()), e))?
+                .permissions()
+                .mode();
+            if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) || mode & 0o077 != 0 {
+                return Err(Error::io(
+                    format!("use {} for the feed socket", dir.display()),
+                    std::io::Error::other(format!(
+                        "it exists and is not a private directory (mode {:04o}); remove it",
+                        mode & 0o7777
+                    )),
+                ));
+            }
+        }
+        Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
+    }
+    Ok(dir.to_path_buf())
 }
 
 /// Opens the state directory and restores the registers of `compiled` from it; returns the
