@@ -268,12 +268,12 @@ fn signed_event(source: &str, n: i64, seq: u64, time: u64, signer: &Signer) -> V
     buf[..len].to_vec()
 }
 
-/// The records of a state file (after its 17-byte header), by their length fields.
+/// The records of a state file (after its 21-byte header), by their length fields.
 fn records_in(path: &Path) -> usize {
     let Ok(bytes) = std::fs::read(path) else {
         return 0;
     };
-    let (mut at, mut n) = (17, 0);
+    let (mut at, mut n) = (21, 0);
     while at + 8 <= bytes.len() {
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
         at += 8 + len;
@@ -451,4 +451,91 @@ fn the_default_feed_socket_is_in_a_private_directory_whatever_the_umask() {
     assert!(private.join("feed.ipc").exists());
     let _ = child.kill();
     let _ = child.wait();
+}
+
+const LEVELS: &str = "
+/sensor/*:
+  rules:
+    - level:
+        rule: rules.simple.gt
+        register: register.aggregate.last
+        threshold: 50
+        period: 600
+        reactions: [reactions.log.print: {}]
+";
+
+#[test]
+fn one_damaged_snapshot_record_costs_one_slot_and_a_damaged_header_is_counted() {
+    use reflex_tests::standalone::{Manager, wait_until};
+    let dir = Scratch::new("snapshot-damage");
+    let state = dir.path().join("state");
+    let flags: Vec<String> = vec![
+        "--insecure".into(),
+        "--state".into(),
+        state.display().to_string(),
+    ];
+    let m = Manager::start_with(dir, LEVELS, &flags);
+    let sources = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for s in sources {
+        m.send(&format!("/sensor/{s}"), &["level=10"], s);
+    }
+    wait_until("eight register updates logged", || {
+        m.metric("reflex_state_records_total") == Some(8.0)
+    });
+    // A clean stop writes the eight slots into the snapshot.
+    let Manager { proc, dir, .. } = m;
+    drop(proc);
+    let snapshot = state.join("registers.snapshot");
+    let good = std::fs::read(&snapshot).unwrap();
+    assert_eq!(records_in(&snapshot), 8);
+
+    // One flipped byte inside the first record's payload.
+    let mut bad = good.clone();
+    bad[21 + 8 + 2] ^= 0x40;
+    std::fs::write(&snapshot, &bad).unwrap();
+    let m = Manager::start_with(dir, LEVELS, &flags);
+    assert_eq!(m.metric("reflex_state_restored_slots"), Some(7.0));
+    assert_eq!(
+        m.metric("reflex_state_records_skipped_total{reason=\"damaged\"}"),
+        Some(1.0)
+    );
+    assert!(
+        m.log_text().contains("state record skipped"),
+        "{}",
+        m.log_text()
+    );
+    let Manager { proc, dir, .. } = m;
+    drop(proc);
+
+    // A flipped byte in the header's generation: caught by the header's CRC, counted, loud.
+    let mut bad = std::fs::read(&snapshot).unwrap();
+    bad[10] ^= 0x01;
+    std::fs::write(&snapshot, &bad).unwrap();
+    let m = Manager::start_with(dir, LEVELS, &flags);
+    assert_eq!(
+        m.metric("reflex_state_records_skipped_total{reason=\"bad_header\"}"),
+        Some(1.0)
+    );
+    assert!(
+        m.log_text().contains("state file skipped"),
+        "{}",
+        m.log_text()
+    );
+    let Manager { proc, dir, .. } = m;
+    drop(proc);
+
+    // Empty and cut short get one answer: skipped, counted, and the Manager starts.
+    let mut dir = dir;
+    for cut in [0, 10] {
+        std::fs::write(&snapshot, &good[..cut]).unwrap();
+        let m = Manager::start_with(dir, LEVELS, &flags);
+        assert_eq!(
+            m.metric("reflex_state_records_skipped_total{reason=\"bad_header\"}"),
+            Some(1.0),
+            "cut at {cut}"
+        );
+        let Manager { proc, dir: d, .. } = m;
+        drop(proc);
+        dir = d;
+    }
 }

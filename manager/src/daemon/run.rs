@@ -50,12 +50,18 @@ pub fn run(
         config.trust.as_deref(),
         config.insecure,
     )?;
-    let (store, state_dir, generation, torn) = match &config.state {
+    let (store, state_dir, generation, torn, skipped) = match &config.state {
         Some(dir) => {
-            let (store, dir, generation, torn) = restore_state(dir, &compiled)?;
-            (store, Some(dir), generation, torn)
+            let (restored, dir) = restore_state(dir, &compiled)?;
+            (
+                restored.store,
+                Some(dir),
+                restored.generation,
+                restored.torn,
+                restored.skipped,
+            )
         }
-        None => (MapStore::new(STORE_SLOTS), None, 0, 0),
+        None => (MapStore::new(STORE_SLOTS), None, 0, 0, Default::default()),
     };
     if let Some(dir) = &config.state {
         let (windows, damaged) = state::restore_windows(dir)?;
@@ -73,6 +79,9 @@ pub fn run(
     metrics.insecure.store(u64::from(config.insecure), Relaxed);
     metrics.state.restored.store(store.len() as u64, Relaxed);
     metrics.state.torn.store(torn, Relaxed);
+    for (counter, n) in metrics.state.skipped.iter().zip(skipped) {
+        counter.store(n, Relaxed);
+    }
     let persist = match state_dir {
         Some(dir) => Some(Persist::start(
             dir,
@@ -287,8 +296,8 @@ fn private_dir(dir: &Path) -> Result<std::path::PathBuf, Error> {
 }
 
 /// Opens the state directory and restores the registers of `compiled` from it; returns the
-/// store, the locked directory, the generation to continue after and the damaged records met.
-fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(MapStore, StateDir, u64, u64), Error> {
+/// registers and what was skipped, and the locked directory.
+fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(state::Restored, StateDir), Error> {
     let locked = StateDir::open(dir)?;
     let restored = state::restore(dir, &compiled.program(), STORE_SLOTS)?;
     tracing::info!(
@@ -301,5 +310,5 @@ fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(MapStore, StateDir,
         dropped_store_full = restored.full,
         "registers restored"
     );
-    Ok((restored.store, locked, restored.generation, restored.torn))
+    Ok((restored, locked))
 }
