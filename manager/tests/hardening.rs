@@ -539,3 +539,35 @@ fn one_damaged_snapshot_record_costs_one_slot_and_a_damaged_header_is_counted() 
         dir = d;
     }
 }
+
+#[test]
+fn a_flood_of_watch_subscriptions_is_bounded_and_watchers_still_see_events() {
+    use reflex_tests::Watch;
+    use reflex_tests::standalone::{Manager, wait_until};
+    let m = Manager::start("watch-bounds", RULES);
+    let legit = Watch::start(&m.watch);
+    wait_until("the watcher's subscription", || {
+        m.metric("reflex_watch_subscriptions") == Some(1.0)
+    });
+    // 60 000 distinct subscriptions from one connection, no key needed.
+    const FLOOD: usize = 60_000;
+    let ctx = zmq::Context::new();
+    let sub = ctx.socket(zmq::SUB).unwrap();
+    sub.set_linger(0).unwrap();
+    // No send limit here, or ZeroMQ would drop this side's own subscriptions past 1000.
+    sub.set_sndhwm(0).unwrap();
+    for i in 0..FLOOD {
+        sub.set_subscribe(format!("/flood/{i:05}").as_bytes())
+            .unwrap();
+    }
+    sub.connect(&m.watch).unwrap();
+    let most = 4096.0;
+    wait_until("every flooded subscription taken in or refused", || {
+        m.metric("reflex_watch_subscriptions_refused_total") == Some(FLOOD as f64 - (most - 1.0))
+    });
+    assert_eq!(m.metric("reflex_watch_subscriptions"), Some(most));
+    // Events still flow, and the watcher who came first still sees them.
+    m.send("/client/load/web-1", &["n=1"], "web-1");
+    legit.wait_for("/client/load/web-1", |_| true);
+    drop(sub);
+}

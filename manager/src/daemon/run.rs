@@ -187,6 +187,7 @@ pub fn run(
     let mut outbox = Outbox::new(queue);
     outbox.set_signing(signer.clone(), trust.device_keys());
 
+    let watch = Watchers::new(watch).counted(metrics.clone());
     let mut event_loop = EventLoop {
         rulebook: Arc::new(compiled),
         store,
@@ -198,7 +199,7 @@ pub fn run(
         metrics,
         events,
         internal,
-        watch: Watchers::new(watch),
+        watch,
         now: (Instant::now(), clock::now_ms()),
         feed,
         backlog: VecDeque::new(),

@@ -252,6 +252,10 @@ pub struct Metrics {
     pub known_actors: AtomicU64,
     /// 1 when the Manager runs with `--insecure`.
     pub insecure: AtomicU64,
+    /// Watch subscriptions (distinct tag prefixes) being served.
+    pub watch_subscriptions: AtomicU64,
+    /// Watch subscriptions refused because the Manager serves its most already.
+    pub watch_subscriptions_refused: AtomicU64,
     /// Time from an event's receipt to the end of a local reaction it caused.
     pub reaction_latency: Histogram,
     /// Register persistence (`--state`).
@@ -286,6 +290,8 @@ impl Metrics {
             publisher_pid: AtomicU64::new(0),
             known_actors: AtomicU64::new(0),
             insecure: AtomicU64::new(0),
+            watch_subscriptions: AtomicU64::new(0),
+            watch_subscriptions_refused: AtomicU64::new(0),
             reaction_latency: Histogram::default(),
             state: Default::default(),
             reloads: Default::default(),
@@ -467,6 +473,18 @@ impl Metrics {
             "reflex_known_actors",
             "Actors heard from within the last 60 seconds.",
             &self.known_actors,
+        );
+        gauge(
+            &mut out,
+            "reflex_watch_subscriptions",
+            "Watch subscriptions (distinct tag prefixes) being served.",
+            &self.watch_subscriptions,
+        );
+        counter(
+            &mut out,
+            "reflex_watch_subscriptions_refused_total",
+            "Watch subscriptions refused: the Manager serves its most already.",
+            &self.watch_subscriptions_refused,
         );
         gauge(
             &mut out,
