@@ -571,3 +571,56 @@ fn a_flood_of_watch_subscriptions_is_bounded_and_watchers_still_see_events() {
     legit.wait_for("/client/load/web-1", |_| true);
     drop(sub);
 }
+
+#[test]
+fn the_soft_open_files_limit_is_raised_toward_the_hard_one() {
+    use std::io::BufRead;
+    let dir = Scratch::new("nofile");
+    let book = dir.write("rules.yml", RULES);
+    let mut cmd = reflex();
+    cmd.arg("manager")
+        .arg("--rules")
+        .arg(&book)
+        .args(["--metrics", "off", "--events", "tcp://127.0.0.1:0"])
+        .args([
+            "--publish",
+            "tcp://127.0.0.1:0",
+            "--watch",
+            "tcp://127.0.0.1:0",
+        ])
+        .arg("--feed")
+        .arg(format!("ipc://{}/feed.ipc", dir.path().display()))
+        .arg("--insecure")
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: setrlimit(2) in the child between fork and exec, on a local struct.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 4096,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("manager ready") {
+        line.clear();
+    }
+    assert!(line.contains("manager ready"), "{line}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect::<Vec<_>>();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(open_files, ["4096", "4096"], "{limits}");
+}

@@ -44,6 +44,7 @@ pub fn run(
     shutdown: Arc<AtomicBool>,
     reload: Arc<AtomicBool>,
 ) -> Result<(), Error> {
+    raise_open_files();
     let (compiled, catalog, table) = load::load(&config)?;
     let Security { signer, mut trust } = Security::load(
         config.key.as_deref(),
@@ -268,6 +269,32 @@ fn serve_ingest(
         metrics: metrics.clone(),
     };
     http::serve_ingest(addr, ingest)
+}
+
+/// Most descriptors the Manager asks for, even when the hard limit allows more.
+pub const MAX_OPEN_FILES: u64 = 1 << 20;
+
+/// Raises the soft limit of open files toward the hard one (at most [`MAX_OPEN_FILES`]): a
+/// soft limit of 256 let a few hundred idle connections starve the Manager of descriptors.
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) and setrlimit(2) with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let wanted = lim.rlim_max.min(MAX_OPEN_FILES as libc::rlim_t);
+        if wanted > lim.rlim_cur {
+            let before = lim.rlim_cur;
+            lim.rlim_cur = wanted;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::info!(from = before, to = wanted, "open files limit raised");
+            }
+        }
+    }
 }
 
 /// Makes `dir` with mode 0700; one left by a killed Manager of the same pid is reused only
