@@ -12,6 +12,7 @@
 //!   directory.
 //! * `metrics/`: every counter, and the `/metrics` HTTP endpoint.
 //! * `trust.rs`: what the Manager signs with and whom it believes.
+//! * `scale/` (feature `nats`): partitioned Managers on NATS JetStream and `reflex ingest`.
 //! * `host/`: host code the roles share (clock, signals, logging, key files, sockets, JSON).
 //!
 //! The library exports what the binary runs: [`main`]. The protocol between the processes is
@@ -25,6 +26,8 @@ mod error;
 mod host;
 mod metrics;
 mod reactions;
+#[cfg(feature = "nats")]
+mod scale;
 mod state;
 mod trust;
 
