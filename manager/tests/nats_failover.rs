@@ -7,7 +7,8 @@
 //! woken. Then: every event is in a checkpoint (none lost); the registers equal those of one
 //! Manager (`--partitions 1`) fed the same batches in each source's order; the actions stored
 //! equal that Manager's, none twice; the frozen owner says it is fenced; each takeover came
-//! within the stated bound of the former owner's last renewal.
+//! within the stated bound of the former owner's last renewal; and ingest placed every source
+//! in the partition the server's `{{partition(4,1)}}` subject mapping gives it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -111,6 +112,7 @@ fn held(path: &Path) -> HashSet<u32> {
 
 struct Nats {
     rt: tokio::runtime::Runtime,
+    client: async_nats::Client,
     js: jetstream::Context,
 }
 
@@ -120,10 +122,11 @@ impl Nats {
             .enable_all()
             .build()
             .unwrap();
-        let js = rt.block_on(async {
-            jetstream::new(async_nats::connect(url).await.expect("connect to nats"))
+        let (client, js) = rt.block_on(async {
+            let client = async_nats::connect(url).await.expect("connect to nats");
+            (client.clone(), jetstream::new(client))
         });
-        Nats { rt, js }
+        Nats { rt, client, js }
     }
 
     /// The last sequence of `stream` (0 when missing).
@@ -165,6 +168,30 @@ impl Nats {
                 *n = u64::from_le_bytes(bytes[1 + 8 * i..9 + 8 * i].try_into().unwrap());
             }
             Some(h)
+        })
+    }
+
+    /// The partition the server's `{{partition(4,1)}}` mapping (in the test's config) gives
+    /// each of `sources`.
+    fn server_partitions(&self, sources: &[String]) -> BTreeMap<String, u32> {
+        self.rt.block_on(async {
+            use futures_util::StreamExt;
+            let mut sub = self.client.subscribe("reflex.hashed.>").await.unwrap();
+            for s in sources {
+                self.client
+                    .publish(format!("reflex.in.{s}"), bytes::Bytes::new())
+                    .await
+                    .unwrap();
+            }
+            self.client.flush().await.unwrap();
+            let mut out = BTreeMap::new();
+            while out.len() < sources.len() {
+                let m = sub.next().await.unwrap();
+                let mut parts = m.subject.split('.').skip(2);
+                let k = parts.next().unwrap().parse().unwrap();
+                out.insert(parts.next().unwrap().to_string(), k);
+            }
+            out
         })
     }
 
@@ -244,7 +271,10 @@ fn failover_loses_no_event_and_doubles_no_action() {
         return;
     };
     let dir = Scratch::new("nats-failover");
-    let conf = dir.write("nats.conf", "max_payload: 8MB\n");
+    let conf = dir.write(
+        "nats.conf",
+        "max_payload: 8MB\nmappings = { \"reflex.in.*\": \"reflex.hashed.{{partition(4,1)}}.{{wildcard(1)}}\" }\n",
+    );
     let port = free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let mut cmd = Command::new(server);
@@ -380,11 +410,25 @@ fn failover_loses_no_event_and_doubles_no_action() {
         PATIENCE,
         || held(&reference_log).len() == 1,
     );
+    let mut placed = BTreeMap::new();
     for k in 0..PARTITIONS {
         for m in nats.messages(&format!("REFLEX_EV_P{k}")) {
+            let (_, events): (u64, Vec<Event>) =
+                postcard::from_bytes(&m.payload[1..]).expect("a batch decodes");
+            for e in events {
+                placed.insert(e.source.to_string(), k);
+            }
             nats.publish("single.p.0", &format!("copy:{k}:{}", m.sequence), m.payload);
         }
     }
+    // Ingest put every source where the server's own partition mapping puts it.
+    assert_eq!(placed.len(), HOSTS as usize);
+    let sources: Vec<String> = placed.keys().cloned().collect();
+    assert_eq!(
+        nats.server_partitions(&sources),
+        placed,
+        "partitions differ from the server's mapping"
+    );
     wait_within("the reference to evaluate every event", PATIENCE, || {
         covered("single_checkpoint", "SINGLE", 1)
     });
