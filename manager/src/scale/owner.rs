@@ -196,7 +196,8 @@ impl Owner<'_> {
                 .min(Duration::from_millis(20));
             if let Ok(d) = self.deliveries.1.recv_timeout(wait) {
                 self.deliver(d);
-                for _ in 0..1024 {
+                // Evaluation never delays a lease round: a busy owner must not fence itself.
+                while Instant::now() < next_round {
                     match self.deliveries.1.try_recv() {
                         Ok(d) => self.deliver(d),
                         Err(_) => break,
