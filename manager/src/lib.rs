@@ -14,6 +14,7 @@
 //!   `/reload`) and of `--http` ingest (JSON events, Alertmanager), with bearer tokens.
 //! * `metrics/`: every counter, rendered for `/metrics`.
 //! * `trust.rs`: what the Manager signs with and whom it believes.
+//! * `scale/` (feature `nats`): partitioned Managers on NATS JetStream and `reflex ingest`.
 //! * `host/`: host code the roles share (clock, signals, logging, key files, sockets, JSON).
 //!
 //! The library exports what the binary runs: [`main`]. The protocol between the processes is
@@ -28,6 +29,8 @@ mod host;
 mod http;
 mod metrics;
 mod reactions;
+#[cfg(feature = "nats")]
+mod scale;
 mod state;
 mod trust;
 

@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod demo;
+#[cfg(feature = "nats")]
+pub mod ingest;
 pub mod keys;
 pub mod manager;
 pub mod publisher;
@@ -47,6 +49,10 @@ pub enum Command {
     /// Generate keys: an Ed25519 key pair for the Manager or an agent, or a device's HMAC
     /// key (`reflex keys gen`).
     Keys(keys::KeysArgs),
+    /// The stateless edge of a partitioned deployment: check events from the ZeroMQ edge
+    /// and publish them in batches to the NATS partition streams.
+    #[cfg(feature = "nats")]
+    Ingest(ingest::IngestArgs),
 }
 
 /// Runs `reflex` with the process's arguments: logs to stderr, then the subcommand.
@@ -62,5 +68,7 @@ pub fn main() -> ExitCode {
         Command::Reload(args) => reload::main(&args),
         Command::Demo(args) => demo::main(&args),
         Command::Keys(args) => keys::main(&args),
+        #[cfg(feature = "nats")]
+        Command::Ingest(args) => ingest::main(&args),
     }
 }
