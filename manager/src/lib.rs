@@ -11,6 +11,7 @@
 //! * `state/`: registers kept across restarts under `--state`: format, restore, writer,
 //!   directory.
 //! * `metrics/`: every counter, and the `/metrics` HTTP endpoint.
+//! * `testing/`: `reflex test`'s test files and their runner on a virtual clock.
 //! * `trust.rs`: what the Manager signs with and whom it believes.
 //! * `host/`: host code the roles share (clock, signals, logging, key files, sockets, JSON).
 //!
@@ -26,6 +27,7 @@ mod host;
 mod metrics;
 mod reactions;
 mod state;
+mod testing;
 mod trust;
 
 pub use cli::main;

@@ -12,6 +12,7 @@ pub mod manager;
 pub mod publisher;
 pub mod reload;
 pub mod send;
+pub mod test;
 pub mod watch;
 
 /// reflex: event-driven infrastructure automation.
@@ -47,6 +48,9 @@ pub enum Command {
     /// Generate keys: an Ed25519 key pair for the Manager or an agent, or a device's HMAC
     /// key (`reflex keys gen`).
     Keys(keys::KeysArgs),
+    /// Run rule test files against a rulebook on a virtual clock: exit 0, or 1 with a
+    /// `file:line:col: expected ..., got ...` line per failed expectation.
+    Test(test::TestArgs),
 }
 
 /// Runs `reflex` with the process's arguments: logs to stderr, then the subcommand.
@@ -62,5 +66,6 @@ pub fn main() -> ExitCode {
         Command::Reload(args) => reload::main(&args),
         Command::Demo(args) => demo::main(&args),
         Command::Keys(args) => keys::main(&args),
+        Command::Test(args) => test::main(&args),
     }
 }
