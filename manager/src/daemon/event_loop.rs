@@ -111,6 +111,8 @@ pub(super) struct EventLoop {
     pub(super) signed: bool,
     /// When the insecure warning was last logged.
     pub(super) insecure_warned: Instant,
+    /// The dashboard's view, made here while someone looks.
+    pub(super) board: Arc<crate::http::Board>,
 }
 
 /// The loud warning of lab mode, at start and every [`INSECURE_WARNING_EVERY`].
@@ -465,7 +467,25 @@ impl EventLoop {
                 .known_actors
                 .store(self.known.len() as u64, Relaxed);
             self.report_drops();
+            self.show_board(now);
         }
+    }
+
+    /// Makes the dashboard's view, while someone looks at it.
+    fn show_board(&self, now: Instant) {
+        let now_ms = clock::now_ms();
+        if !self.board.wanted(now_ms) {
+            return;
+        }
+        let view = crate::http::View {
+            rulebook: &self.rulebook,
+            store: &self.store,
+            actors: self.known.each().collect(),
+            pending: self.outbox.pending(),
+            unacked: self.outbox.unacked(),
+            metrics: &self.metrics,
+        };
+        self.board.publish(&view, now, now_ms);
     }
 
     /// Publishes `/reflex/drop/<reason>` on watch (and logs) for drops since the last report.

@@ -1,5 +1,5 @@
-//! Counters and gauges of the Manager, and the tiny HTTP server that shows them at
-//! `GET /metrics` in the Prometheus text format.
+//! Counters and gauges of the Manager, rendered in the Prometheus text format for
+//! `GET /metrics` (served by [`crate::http`]).
 //!
 //! Every counter is an atomic: the event thread and the workers never take a lock to count.
 
@@ -12,7 +12,7 @@ mod http;
 mod reload;
 mod state;
 
-pub use http::{ReloadRoute, no_reload, serve};
+pub use http::{HttpCounters, HttpRefusal};
 pub use reload::ReloadCounters;
 pub use state::StateCounters;
 
@@ -258,6 +258,8 @@ pub struct Metrics {
     pub state: Arc<StateCounters>,
     /// Rulebook reloads.
     pub reloads: Arc<ReloadCounters>,
+    /// The HTTP endpoints.
+    pub http: Arc<HttpCounters>,
     drops: [AtomicU64; DropReason::ALL.len()],
     queues: [AtomicU64; Queue::ALL.len()],
     functions: Vec<String>,
@@ -287,6 +289,7 @@ impl Metrics {
             reaction_latency: Histogram::default(),
             state: Default::default(),
             reloads: Default::default(),
+            http: Default::default(),
             drops: Default::default(),
             queues: Default::default(),
             functions,
@@ -473,6 +476,7 @@ impl Metrics {
         );
         self.reloads.render(&mut out);
         self.state.render(&mut out);
+        self.http.render(&mut out);
         out
     }
 }
