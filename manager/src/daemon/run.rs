@@ -159,7 +159,9 @@ pub fn run(
     let mut outbox = Outbox::new(queue);
     outbox.set_signing(signer.clone(), trust.device_keys());
 
+    let rule_counts = metrics.rules.for_rules(compiled.rule_names());
     let mut event_loop = EventLoop {
+        rule_counts,
         rulebook: Arc::new(compiled),
         store,
         persist,
