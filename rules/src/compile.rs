@@ -543,6 +543,26 @@ impl<'c> Compiler<'c> {
         let field = self.str(field);
         let group_by = match group_by {
             None => GroupBy::Source,
+            Some(node) if node.seq().is_some() => match node.seq().unwrap_or(&[]) {
+                [first, field] if first.scalar() == Some("source") => {
+                    match self.field_name(field, "group_by") {
+                        Some(f) => GroupBy::SourceField(self.str(f)),
+                        None => GroupBy::Source,
+                    }
+                }
+                _ => {
+                    self.error(
+                        node.pos,
+                        Error::BadValue {
+                            what: "group_by".into(),
+                            problem: "as a list must be `[source, FIELD]`: one window per \
+                                          source and value of FIELD"
+                                .into(),
+                        },
+                    );
+                    GroupBy::Source
+                }
+            },
             Some(node) => match self.field_name(node, "group_by") {
                 Some("source") | None => GroupBy::Source,
                 Some("tag") => GroupBy::Tag,
@@ -1146,7 +1166,8 @@ impl<'c> Compiler<'c> {
                 let b = &self.out.rules[t];
                 let same = match (a.group_by, b.group_by) {
                     (_, GroupBy::Nothing) => true,
-                    (GroupBy::Field(x), GroupBy::Field(y)) => p.str(x) == p.str(y),
+                    (GroupBy::Field(x), GroupBy::Field(y))
+                    | (GroupBy::SourceField(x), GroupBy::SourceField(y)) => p.str(x) == p.str(y),
                     (x, y) => x == y,
                 };
                 if !same {
@@ -1155,6 +1176,7 @@ impl<'c> Compiler<'c> {
                         GroupBy::Tag => "tag".to_string(),
                         GroupBy::Nothing => "none".to_string(),
                         GroupBy::Field(f) => p.str(f).to_string(),
+                        GroupBy::SourceField(f) => format!("[source, {}]", p.str(f)),
                     };
                     found.push((
                         file,

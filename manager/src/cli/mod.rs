@@ -14,6 +14,7 @@ pub mod manager;
 pub mod publisher;
 pub mod reload;
 pub mod send;
+pub mod test;
 pub mod watch;
 
 /// reflex: event-driven infrastructure automation.
@@ -53,6 +54,9 @@ pub enum Command {
     /// and publish them in batches to the NATS partition streams.
     #[cfg(feature = "nats")]
     Ingest(ingest::IngestArgs),
+    /// Run rule test files against a rulebook on a virtual clock: exit 0, or 1 with a
+    /// `file:line:col: expected ..., got ...` line per failed expectation.
+    Test(test::TestArgs),
 }
 
 /// Runs `reflex` with the process's arguments: logs to stderr, then the subcommand.
@@ -70,5 +74,6 @@ pub fn main() -> ExitCode {
         Command::Keys(args) => keys::main(&args),
         #[cfg(feature = "nats")]
         Command::Ingest(args) => ingest::main(&args),
+        Command::Test(args) => test::main(&args),
     }
 }

@@ -189,7 +189,9 @@ pub fn run(
     outbox.set_signing(signer.clone(), trust.device_keys());
 
     let watch = Watchers::new(watch).counted(metrics.clone());
+    let rule_counts = metrics.rules.for_rules(compiled.rule_names());
     let mut event_loop = EventLoop {
+        rule_counts,
         rulebook: Arc::new(compiled),
         store,
         persist,
