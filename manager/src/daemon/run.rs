@@ -32,6 +32,8 @@ use super::{load, reload};
 pub const STORE_SLOTS: usize = 1_000_000;
 /// Actors the Manager remembers at most.
 pub const MAX_KNOWN_ACTORS: usize = 100_000;
+/// Longest frame a watcher may send: a subscription (one byte, then a tag prefix).
+pub const MAX_WATCH_FRAME: usize = 1 + reflex_core::event::MAX_TAG_LEN;
 /// The inproc endpoint on which workers hand events back to the event thread.
 pub const INTERNAL_ENDPOINT: &str = "inproc://reflex-internal";
 
@@ -85,11 +87,16 @@ pub fn run(
 
     let ctx = zmq::Context::new();
     let socket = |kind, role: &str, endpoint: &str| sockets::bind(&ctx, kind, role, endpoint, hwm);
-    let events = socket(zmq::PULL, "events", &config.events)?;
+    // Sockets that receive from the network take no frame longer than an envelope (events)
+    // or a subscription to a tag (watch), whatever a peer declares.
+    let limited = |kind, role: &str, endpoint: &str, max: usize| {
+        sockets::bind_limited(&ctx, kind, role, endpoint, hwm, max as i64)
+    };
+    let events = limited(zmq::PULL, "events", &config.events, MAX_ENVELOPE_LEN)?;
     let internal = socket(zmq::PULL, "internal", INTERNAL_ENDPOINT)?;
     // XPUB: a PUB that hears its subscriptions, so nothing is encoded or sent for watch while
     // nobody watches.
-    let watch = socket(zmq::XPUB, "watch", &config.watch)?;
+    let watch = limited(zmq::XPUB, "watch", &config.watch, MAX_WATCH_FRAME)?;
     let feed = socket(zmq::PUSH, "feed", &feed_endpoint)?;
 
     let tokens = Arc::new(Tokens::new(config.trust.as_deref()));
