@@ -37,7 +37,8 @@ pub struct ManagerArgs {
     /// crash loses no window, armed edge or cooldown; also where `manager.pid` is written.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
-    /// Address of the Prometheus endpoint (`GET /metrics`); `off` for none.
+    /// Address of the Prometheus endpoint (`GET /metrics`), the live dashboard (`GET /`) and
+    /// `POST /reload`; `off` for none.
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_METRICS)]
     pub metrics: String,
     /// Take events over HTTP on HOST:PORT: `POST /events` (JSON) and `POST /alertmanager`
@@ -60,8 +61,8 @@ pub struct ManagerArgs {
     #[arg(long, value_name = "PATH")]
     pub key: Option<PathBuf>,
     /// The allow-list: a directory of `<id>.pub` (an agent's public key) and `<id>.mac` (a
-    /// device's key) files. Messages from other sources, unsigned, forged or replayed ones are
-    /// dropped and counted.
+    /// device's key) files, and `<id>.token` files for `--http` and `POST /reload`. Messages
+    /// from other sources, unsigned, forged or replayed ones are dropped and counted.
     #[arg(long, value_name = "DIR")]
     pub trust: Option<PathBuf>,
     /// Lab mode: run without --key and --trust, accepting unauthenticated messages from
