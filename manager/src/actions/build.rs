@@ -40,6 +40,8 @@ pub fn action(
     a.seq = id;
     a.time = now_ms;
     a.expires = now_ms + ACTION_TTL_MS;
+    // One reaction further than its event, as an event fired locally would be.
+    a.hops = ctx.event.hops.saturating_add(1);
     for arg in program.args_of(reaction) {
         let name = program.str(arg.name);
         let value = program

@@ -114,7 +114,7 @@ pub fn sent_report(id: u64, target: &str, submitted: Result<usize, DropReason>) 
         Ok(n) => (
             true,
             format!(
-                "action {id} to {target} ({n} cop{})",
+                "queued: action {id} to {target} ({n} cop{})",
                 if n == 1 { "y" } else { "ies" }
             ),
         ),
@@ -210,11 +210,11 @@ mod tests {
     fn reports_say_what_became_of_an_action() {
         assert_eq!(
             sent_report(7, "web-*", Ok(2)),
-            (true, "action 7 to web-* (2 copies)".to_string())
+            (true, "queued: action 7 to web-* (2 copies)".to_string())
         );
         assert_eq!(
             sent_report(7, "web-1", Ok(1)).1,
-            "action 7 to web-1 (1 copy)"
+            "queued: action 7 to web-1 (1 copy)"
         );
         assert_eq!(
             sent_report(7, "db-*", Err(DropReason::NoTarget)),
