@@ -303,7 +303,8 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::build::ACTION_TTL_MS;
+    /// An action's lifetime in these tests.
+    const ACTION_TTL_MS: u64 = 60_000;
     use crate::actions::known::ACTOR_TTL;
     use std::cell::RefCell;
 

@@ -112,6 +112,8 @@ pub(super) struct EventLoop {
     pub(super) signed: bool,
     /// When the insecure warning was last logged.
     pub(super) insecure_warned: Instant,
+    /// How long an action is valid, in milliseconds.
+    pub(super) action_ttl_ms: u64,
 }
 
 /// The loud warning of lab mode, at start and every [`INSECURE_WARNING_EVERY`].
@@ -332,6 +334,7 @@ impl EventLoop {
                 received,
                 &self.id,
                 now_ms,
+                self.action_ttl_ms,
                 || outbox.next_id(),
                 &mut steps,
             );
