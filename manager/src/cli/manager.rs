@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::Error;
+use crate::daemon::DEFAULT_ACTION_TTL_S;
 use crate::daemon::{
     self, Config, DEFAULT_EVENTS, DEFAULT_ID, DEFAULT_METRICS, DEFAULT_PUBLISH, DEFAULT_QUEUE,
     DEFAULT_WATCH, DEFAULT_WORKERS,
@@ -69,6 +70,10 @@ pub struct ManagerArgs {
     /// sources without a key. Warned about loudly, and exposed as `reflex_insecure 1`.
     #[arg(long)]
     pub insecure: bool,
+    /// Seconds an action is valid: an Actor refuses it later, and the Manager reports it
+    /// expired (`/reflex/expired/<target>`) when no result came back by then.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_ACTION_TTL_S, value_parser = clap::value_parser!(u32).range(1..))]
+    pub action_ttl: u32,
     /// Partitioned deployment (NATS JetStream), boxed: most Managers do not use it.
     #[cfg(feature = "nats")]
     #[command(flatten)]
@@ -117,6 +122,7 @@ impl ManagerArgs {
             key: self.key.clone(),
             trust: self.trust.clone(),
             insecure: self.insecure,
+            action_ttl_ms: u64::from(self.action_ttl) * 1000,
         })
     }
 }

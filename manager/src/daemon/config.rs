@@ -17,6 +17,8 @@ pub const DEFAULT_ID: &str = "manager";
 pub const DEFAULT_WORKERS: u16 = 4;
 /// The default capacity of each queue.
 pub const DEFAULT_QUEUE: u32 = 10_000;
+/// Seconds an action is valid by default.
+pub const DEFAULT_ACTION_TTL_S: u32 = 60;
 
 /// How to run a Manager.
 #[derive(Debug, Clone)]
@@ -57,6 +59,9 @@ pub struct Config {
     /// Lab mode: accept unauthenticated messages from sources without a key, and run without
     /// `key` and `trust`.
     pub insecure: bool,
+    /// How long an action is valid after it is issued, in milliseconds: unanswered by then,
+    /// it is reported expired.
+    pub action_ttl_ms: u64,
 }
 
 impl Config {

@@ -156,13 +156,35 @@ pub fn run(
         INTERNAL_ENDPOINT,
     )?;
     let supervisor = match &config.publisher {
-        Some(exe) => Some(crate::actions::publisher::supervise(
-            exe.clone(),
-            feed_endpoint.clone(),
-            config.publish.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        )?),
+        Some(exe) => {
+            let (handle, first) = crate::actions::publisher::supervise(
+                exe.clone(),
+                feed_endpoint.clone(),
+                config.publish.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )?;
+            // A Manager whose actions cannot be published must not look ready.
+            let started = first
+                .recv()
+                .unwrap_or_else(|_| Err("its supervisor stopped".into()));
+            if let Err(why) = started {
+                shutdown.store(true, Relaxed);
+                let _ = handle.join();
+                pool.stop(Duration::from_secs(2));
+                if let Some(p) = persist {
+                    p.stop(&store);
+                }
+                if let Some(path) = feed_endpoint.strip_prefix("ipc://") {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(Error::PublisherStart(format!(
+                    "{why} (is {} in use?)",
+                    config.publish
+                )));
+            }
+            Some(handle)
+        }
         None => None,
     };
     tracing::info!(
@@ -217,6 +239,7 @@ pub fn run(
         signed: signer.is_some(),
         insecure_warned: Instant::now(),
         board,
+        action_ttl_ms: config.action_ttl_ms,
     };
     let result = event_loop.run(&shutdown);
     tracing::info!("manager stopping");
