@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod completions;
 pub mod demo;
 pub mod keys;
+pub mod man;
 pub mod manager;
 pub mod publisher;
 pub mod reload;
@@ -47,6 +49,10 @@ pub enum Command {
     /// Generate keys: an Ed25519 key pair for the Manager or an agent, or a device's HMAC
     /// key (`reflex keys gen`).
     Keys(keys::KeysArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page reflex(1), or write one page per command into a directory.
+    Man(man::ManArgs),
 }
 
 /// Runs `reflex` with the process's arguments: logs to stderr, then the subcommand.
@@ -62,5 +68,7 @@ pub fn main() -> ExitCode {
         Command::Reload(args) => reload::main(&args),
         Command::Demo(args) => demo::main(&args),
         Command::Keys(args) => keys::main(&args),
+        Command::Completions(args) => completions::main(&args),
+        Command::Man(args) => man::main(&args),
     }
 }
