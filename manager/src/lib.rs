@@ -12,7 +12,8 @@
 //!   directory.
 //! * `metrics/`: every counter, and the `/metrics` HTTP endpoint.
 //! * `trust.rs`: what the Manager signs with and whom it believes.
-//! * `host/`: host code the roles share (clock, signals, logging, key files, sockets, JSON).
+//! * host code (clock, signals, logging, key files, sockets, JSON, exec) is core's
+//!   `reflex_core::host`, shared with the Actor and the beacons.
 //!
 //! The library exports what the binary runs: [`main`]. The protocol between the processes is
 //! described in `docs/architecture.md`, and how to run them in `docs/operations.md`.
@@ -22,7 +23,6 @@ mod actions;
 mod cli;
 mod daemon;
 mod error;
-mod host;
 mod metrics;
 mod reactions;
 mod state;

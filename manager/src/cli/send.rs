@@ -5,11 +5,12 @@ use std::time::Duration;
 use std::path::Path;
 
 use reflex_core::auth::{self, Signer, keyfile};
+use reflex_core::host::socket::SocketSpec;
 use reflex_core::wire::{Body, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, Value};
 
 use crate::Error;
-use crate::host::hostname::hostname;
+use crate::error::TrustError;
 
 /// How long `reflex send` waits at most for its event to leave.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -26,7 +27,7 @@ pub fn build_event(
     e.source = reflex_core::event::make_source(source)
         .map_err(|err| Error::core(format!("source `{source}`"), err))?;
     e.time = now_ms;
-    e.seq = crate::host::clock::now_us();
+    e.seq = reflex_core::host::clock::now_us();
     for field in fields {
         let (key, text) = field
             .split_once('=')
@@ -44,10 +45,19 @@ pub fn build_event(
 
 /// The signer of a key file: an Ed25519 secret key (an agent's) or a device's HMAC key.
 pub fn signer(path: &Path) -> Result<Signer, Error> {
-    keyfile::read(path)
-        .map_err(|e| Error::Auth(e.to_string()))?
-        .signer()
-        .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))
+    let key = keyfile::read(path).map_err(TrustError::File)?;
+    let signer = key.signer().map_err(|source| TrustError::Unusable {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(signer)
+}
+
+/// This host's name as a source id, cut to [`reflex_core::event::MAX_SOURCE_LEN`] bytes
+/// (`localhost` when it cannot be read).
+pub(super) fn hostname() -> String {
+    let name = reflex_core::host::sys::hostname().unwrap_or_else(|| "localhost".to_owned());
+    reflex_core::text::clip(&name, reflex_core::event::MAX_SOURCE_LEN).to_owned()
 }
 
 /// Pushes `event` to `to`, tagged by `signer` (unsigned when `None`), waiting at most
@@ -57,13 +67,9 @@ pub fn send(event: &Event, signer: Option<&Signer>, to: &str) -> Result<(), Erro
     let n = auth::encode(&Body::Event(event.clone()), signer, &mut buf)
         .map_err(|e| Error::core("event", e))?;
     let ctx = zmq::Context::new();
-    let push = ctx
-        .socket(zmq::PUSH)
-        .map_err(|e| Error::socket("create", "events", e))?;
-    push.set_linger(LINGER.as_millis() as i32)
-        .map_err(|e| Error::socket("configure", to, e))?;
-    push.connect(to)
-        .map_err(|e| Error::socket("connect", to, e))?;
+    let push = SocketSpec::new(zmq::PUSH, "events")
+        .linger_ms(LINGER.as_millis() as i32)
+        .connect(&ctx, to)?;
     push.send(&buf[..n], zmq::DONTWAIT)
         .map_err(|e| Error::Transfer {
             what: "send",
@@ -110,7 +116,7 @@ pub fn main(args: &SendArgs) -> std::process::ExitCode {
                 &args.tag,
                 &args.fields,
                 &source,
-                crate::host::clock::now_ms(),
+                reflex_core::host::clock::now_ms(),
             )?;
             send(&e, signer.as_ref(), &args.to)
         });

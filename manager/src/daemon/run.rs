@@ -15,11 +15,12 @@ use reflex_rules::Compiled;
 
 use crate::Error;
 use crate::actions::{KnownActors, Outbox};
-use crate::host::{clock, sockets};
 use crate::metrics::{DropReason, Metrics, ReloadRoute};
 use crate::reactions::Pool;
 use crate::state::{self, Persist, StateDir};
 use crate::trust::Security;
+use reflex_core::host::clock;
+use reflex_core::host::socket::SocketSpec;
 
 use super::config::Config;
 use super::event_loop::{EventLoop, warn_insecure};
@@ -83,7 +84,8 @@ pub fn run(
     let feed_endpoint = config.feed_endpoint();
 
     let ctx = zmq::Context::new();
-    let socket = |kind, role: &str, endpoint: &str| sockets::bind(&ctx, kind, role, endpoint, hwm);
+    let socket =
+        |kind, role, endpoint: &str| SocketSpec::new(kind, role).hwm(hwm).bind(&ctx, endpoint);
     let events = socket(zmq::PULL, "events", &config.events)?;
     let internal = socket(zmq::PULL, "internal", INTERNAL_ENDPOINT)?;
     // XPUB: a PUB that hears its subscriptions, so nothing is encoded or sent for watch while
