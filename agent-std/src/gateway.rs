@@ -194,7 +194,9 @@ pub fn run(opts: GatewayOptions, shutdown: Arc<AtomicBool>) -> Result<GatewaySta
     baud_rate(opts.baud)?;
     let ctx = zmq::Context::new();
     let push = crate::sender::PUSH.connect(&ctx, &opts.manager)?;
-    let sub = crate::sender::SUB.connect(&ctx, &opts.publisher)?;
+    let sub = crate::sender::SUB
+        .max_msg_size(crate::actor::MAX_FRAME)
+        .connect(&ctx, &opts.publisher)?;
     sub.set_subscribe(reflex_core::id::BROADCAST_TOPIC)
         .map_err(Error::zmq("subscribe to *"))?;
     let poll = Poll::new().map_err(|source| Error::System {

@@ -11,6 +11,10 @@ use reflex_core::id::IdError;
 /// failed reaction, a full queue) are counted and logged instead; they never stop the Manager.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A partitioned deployment (NATS) failed or refused the rulebook.
+    #[cfg(feature = "nats")]
+    #[error("{0}")]
+    Scale(#[from] crate::scale::ScaleError),
     /// The rulebook does not compile; displayed as `file:line:col: message` lines.
     #[error("{0}")]
     Rulebook(#[from] reflex_rules::Errors),
@@ -97,8 +101,8 @@ pub enum TrustError {
     },
     /// A file of the trust directory is neither `<id>.pub` nor `<id>.mac`.
     #[error(
-        "{}: the trust directory holds only <id>.pub (an agent's public key) and <id>.mac (a \
-         device's key) files",
+        "{}: the trust directory holds only <id>.pub (an agent's public key), <id>.mac (a \
+         device's key) and <id>.token (an HTTP token) files",
         .0.display()
     )]
     NotATrustFile(
@@ -123,6 +127,25 @@ pub enum TrustError {
         /// Which part of the id rule it breaks.
         source: IdError,
     },
+    /// The trust directory is writable by other users, who could add keys to it.
+    #[error(
+        "{}: the trust directory is writable by other users (mode {mode:04o}), who could add \
+         their own keys to it; run `chmod go-w {}`",
+        dir.display(),
+        dir.display()
+    )]
+    OpenTrustDir {
+        /// The trust directory.
+        dir: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// `--http` without a trust directory to hold the senders' tokens.
+    #[error("--http needs --trust DIR holding the senders' tokens (reflex keys gen --token)")]
+    NoTokens,
+    /// `reflex keys gen --token` without `--name`.
+    #[error("--token needs --name NAME: the source the token sends as, or `admin`")]
+    TokenNeedsName,
     /// One id has both a public key and a device key in the trust directory.
     #[error("{}: {id} has both a .pub and a .mac key; keep one", dir.display())]
     BothKinds {

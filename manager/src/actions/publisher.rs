@@ -32,6 +32,9 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 pub const PUBLISH_HWM: i32 = 100_000;
 /// The Publisher's feed receive queue, in messages.
 pub const FEED_HWM: i32 = 10_000;
+/// Longest frame an Actor may send the Publisher: a subscription, one byte then a topic
+/// (`<id>\0`); a longer one disconnects it.
+pub const MAX_SUBSCRIPTION_FRAME: i64 = 2 + wire::MAX_TARGET_LEN as i64;
 
 /// What the Publisher process is told.
 #[derive(Debug, Clone)]
@@ -51,8 +54,10 @@ pub fn run(config: &Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
     }
     let orphaned = || config.parent.is_some_and(|p| sys::parent_pid() != p);
     let ctx = zmq::Context::new();
+    // Actors send only subscriptions: a byte, then `<id>\0` or `*\0`.
     let publish = SocketSpec::new(zmq::PUB, "publish")
         .send_hwm(PUBLISH_HWM)
+        .max_msg_size(MAX_SUBSCRIPTION_FRAME)
         .bind(&ctx, &config.publish)?;
     let settle_until = Instant::now() + SETTLE;
     while Instant::now() < settle_until {

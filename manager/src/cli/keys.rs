@@ -6,6 +6,9 @@
 //!   them with the public key found in its `--trust` directory.
 //! * A device key (`--mac`): `NAME.mac` (mode 0600), 32 random bytes shared by one device and
 //!   the Manager, which both compute HMAC-SHA256 tags with it.
+//! * An HTTP bearer token (`--token`): `NAME.token` (mode 0600), 32 random bytes as hex; in
+//!   the Manager's trust directory it lets its holder send events as source `NAME` over
+//!   `--http`, and `admin.token` authorizes `POST /reload`.
 //!
 //! Secret files are created with mode 0600 in one step (never written first and restricted
 //! afterwards), and an existing file is never overwritten. The format of the files is
@@ -46,8 +49,12 @@ pub struct GenArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Generate a device's HMAC key instead of an Ed25519 key pair.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "token")]
     pub mac: bool,
+    /// Generate an HTTP bearer token (NAME.token, mode 0600) for `--http` ingest as source
+    /// NAME; `--name admin` makes the token that authorizes `POST /reload`.
+    #[arg(long)]
+    pub token: bool,
 }
 
 /// Runs `reflex keys`: exit status 0 with the files written, 1 with a message.
@@ -68,7 +75,21 @@ pub fn main(args: &KeysArgs) -> std::process::ExitCode {
 }
 
 fn generate(args: &GenArgs) -> Result<Vec<String>, Error> {
-    if args.mac {
+    if args.token {
+        let Some(name) = &args.name else {
+            return Err(TrustError::TokenNeedsName.into());
+        };
+        let path = generate_token(&args.out, name)?;
+        let what = if name == crate::http::tokens::ADMIN {
+            "it authorizes POST /reload (reflex reload --token FILE)".to_string()
+        } else {
+            format!("it sends events over --http as source `{name}`")
+        };
+        Ok(vec![
+            format!("wrote {} (secret, mode 0600)", path.display()),
+            format!("keep it in the Manager's --trust directory; {what}"),
+        ])
+    } else if args.mac {
         let Some(name) = &args.name else {
             return Err(TrustError::MacNeedsName.into());
         };
@@ -128,6 +149,39 @@ pub(super) fn generate_pair(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf)
         return Err(e.into());
     }
     Ok((secret_path, public_path))
+}
+
+/// Generates an HTTP bearer token `DIR/NAME.token` (0600): 32 random bytes as 64 lower-case
+/// hex digits and a newline; returns its path. The file may not exist yet.
+fn generate_token(dir: &Path, name: &str) -> Result<PathBuf, TrustError> {
+    use std::fmt::Write as _;
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = key_path(dir, name, KeyKind::Mac)?.with_extension(crate::http::tokens::TOKEN_EXT);
+    let mut text = String::with_capacity(2 * KEY_LEN + 1);
+    for b in random_key()? {
+        let _ = write!(text, "{b:02x}");
+    }
+    text.push('\n');
+    let failed = |e| keyfile::KeyFileError::Write(path.clone(), e);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(failed)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => keyfile::KeyFileError::Exists(path.clone()),
+            _ => failed(e),
+        })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(failed)?;
+    Ok(path)
 }
 
 /// Generates a device's HMAC key `DIR/NAME.mac` (0600); returns its path.

@@ -30,7 +30,7 @@ pub struct ManagerArgs {
     #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_WATCH)]
     pub watch: String,
     /// The Manager-to-Publisher socket (PUSH, bound). Default:
-    /// `ipc://$TMPDIR/reflex-feed-<pid>.ipc`.
+    /// `ipc://$TMPDIR/reflex-manager-<pid>/feed.ipc` (a directory of mode 0700).
     #[arg(long, value_name = "ENDPOINT")]
     pub feed: Option<String>,
     /// Keep register state in DIR (snapshot and log), restored at start, so a restart or a
@@ -40,6 +40,11 @@ pub struct ManagerArgs {
     /// Address of the Prometheus endpoint (`GET /metrics`); `off` for none.
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_METRICS)]
     pub metrics: String,
+    /// Take events over HTTP on HOST:PORT: `POST /events` (JSON) and `POST /alertmanager`
+    /// (the Alertmanager webhook), each with a bearer token from the --trust directory
+    /// (`reflex keys gen --token`). Off by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http: Option<String>,
     /// The Manager's id, the source of its actions.
     #[arg(long, default_value = DEFAULT_ID)]
     pub id: String,
@@ -63,6 +68,29 @@ pub struct ManagerArgs {
     /// sources without a key. Warned about loudly, and exposed as `reflex_insecure 1`.
     #[arg(long)]
     pub insecure: bool,
+    /// Partitioned deployment (NATS JetStream), boxed: most Managers do not use it.
+    #[cfg(feature = "nats")]
+    #[command(flatten)]
+    pub scale: Box<ScaleArgs>,
+}
+
+/// The flags of `reflex manager --nats`.
+#[cfg(feature = "nats")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScaleArgs {
+    /// Join a partitioned deployment on this NATS server (JetStream enabled) instead of
+    /// binding the ZeroMQ sockets; `reflex ingest` is its edge.
+    #[arg(long, value_name = "URL", requires = "partitions")]
+    pub nats: Option<String>,
+    /// Partitions of the deployment (with --nats).
+    #[arg(long, requires = "nats", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub partitions: Option<u32>,
+    /// Prefix of the deployment's streams, subjects and buckets (with --nats).
+    #[arg(long, default_value = "reflex")]
+    pub prefix: String,
+    /// How long a partition lease lasts without renewal, in milliseconds (with --nats).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(200..))]
+    pub lease_ms: u64,
 }
 
 impl ManagerArgs {
@@ -80,6 +108,7 @@ impl ManagerArgs {
             feed: self.feed.clone(),
             state: self.state.clone(),
             metrics: (self.metrics != "off").then(|| self.metrics.clone()),
+            http: self.http.clone(),
             id: self.id.clone(),
             workers: usize::from(self.workers),
             queue: self.queue as usize,
@@ -102,7 +131,27 @@ pub fn main(args: &ManagerArgs) -> std::process::ExitCode {
         tracing::warn!(error = %e, "cannot install the SIGHUP handler; reload with POST /reload");
         std::sync::Arc::default()
     });
+    #[cfg(feature = "nats")]
+    if let (Some(url), Some(partitions)) = (&args.scale.nats, args.scale.partitions) {
+        let result = args.config().and_then(|manager| {
+            let config = crate::scale::owner::OwnerConfig {
+                url: url.clone(),
+                partitions,
+                names: crate::scale::names::Names::new(&args.scale.prefix),
+                lease: std::time::Duration::from_millis(args.scale.lease_ms),
+                checkpoint_every: std::time::Duration::from_millis(500),
+                manager,
+            };
+            crate::scale::owner::run(&config, &shutdown)
+        });
+        return finish(result);
+    }
     let result = args.config().and_then(|c| daemon::run(c, shutdown, reload));
+    finish(result)
+}
+
+/// The exit status of a Manager that ended with `result`.
+fn finish(result: Result<(), Error>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(Error::Rulebook(errors)) => {
@@ -137,6 +186,6 @@ mod tests {
         let c = line.args.config().unwrap();
         let feed = c.feed_endpoint();
         assert!(feed.starts_with("ipc://"));
-        assert!(feed.ends_with(&format!("reflex-feed-{}.ipc", std::process::id())));
+        assert!(feed.ends_with(&format!("reflex-manager-{}/feed.ipc", std::process::id())));
     }
 }

@@ -150,9 +150,9 @@ fn nest<'a>(items: impl Iterator<Item = (&'a str, &'a ArgValue)>) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reactions::eventer::json_value;
     use reflex_core::Event;
     use reflex_core::host::plugin::event_json;
+    use reflex_core::host::plugin::json_value;
     use reflex_core::value::Value;
 
     #[test]
@@ -254,6 +254,7 @@ mod tests {
             fire: reflex_core::program::Fire::Edge,
             cooldown_ms: 0,
             chain: Span::default(),
+            dependents: Span::default(),
             reactions: Span::default(),
         }];
         let reactions = [Reaction {
@@ -275,6 +276,7 @@ mod tests {
             entry_rules: &[],
             rules: &rules,
             chain: &[],
+            dependents: &[],
             reactions: &reactions,
             args: &f.args,
             segments: &f.segments,

@@ -5,8 +5,7 @@
 //! [`reflex_core::event::MAX_HOPS`] hops it is refused and counted as a `loop`.
 
 use reflex_core::Event;
-use reflex_core::value::Value;
-use serde_json::Value as Json;
+use reflex_core::host::plugin::json_value;
 
 use super::{Builtin, Handler, Job, Outcome};
 
@@ -15,21 +14,6 @@ pub const BUILTIN: Builtin = Builtin {
     key: "reactions.eventer.fire_event",
     make: || Box::new(FireEvent),
 };
-
-/// A JSON value as an event value: numbers, booleans and strings of at most
-/// [`reflex_core::value::MAX_STR_LEN`] bytes. `null`, lists and maps have no event form.
-pub(super) fn json_value(j: &Json) -> Result<Value, &'static str> {
-    match j {
-        Json::Bool(b) => Ok(Value::Bool(*b)),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => Ok(Value::Int(i)),
-            None => n.as_f64().map(Value::Float).ok_or("number out of range"),
-        },
-        Json::String(s) => Value::str(s).map_err(|_| "string longer than an event value holds"),
-        Json::Null => Err("empty value"),
-        Json::Array(_) | Json::Object(_) => Err("lists and maps are not event values"),
-    }
-}
 
 /// Fires an event.
 pub struct FireEvent;
