@@ -152,7 +152,7 @@ mod tests {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{name}.{TOKEN_EXT}"));
         let token: String = (0..32)
-            .map(|i| format!("{:02x}", i * 7 + name.len()))
+            .map(|i| format!("{:02x}", (i * 7 + usize::from(name.as_bytes()[0])) % 256))
             .collect();
         let mut file = std::fs::OpenOptions::new()
             .write(true)
