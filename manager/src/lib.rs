@@ -15,6 +15,7 @@
 //! * `metrics/`: every counter, rendered for `/metrics`.
 //! * `testing/`: `reflex test`'s test files and their runner on a virtual clock.
 //! * `trust.rs`: what the Manager signs with and whom it believes.
+//! * `scale/` (feature `nats`): partitioned Managers on NATS JetStream and `reflex ingest`.
 //! * `host/`: host code the roles share (clock, signals, logging, key files, sockets, JSON).
 //!
 //! The library exports what the binary runs: [`main`]. The protocol between the processes is
@@ -29,6 +30,8 @@ mod host;
 mod http;
 mod metrics;
 mod reactions;
+#[cfg(feature = "nats")]
+mod scale;
 mod state;
 mod testing;
 mod trust;

@@ -46,8 +46,44 @@ pub const DEFAULT_REGISTER: &str = "register.aggregate.last";
 /// The window used when a rule gives no `period`, in seconds.
 pub const DEFAULT_PERIOD_S: u32 = 60;
 
+/// Largest rulebook file read, in bytes; a larger one is refused with the limit.
+pub const MAX_RULEBOOK_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads one rulebook file: only a regular file (not a device such as `/dev/zero`, nor a FIFO,
+/// which would block), and at most [`MAX_RULEBOOK_FILE_BYTES`], even if it grows meanwhile.
+fn read_rulebook_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file; a rulebook is a file or a directory of files",
+        ));
+    }
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {MAX_RULEBOOK_FILE_BYTES} bytes, the most a rulebook file may hold"
+            ),
+        )
+    };
+    if meta.len() > MAX_RULEBOOK_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_RULEBOOK_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_RULEBOOK_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
+}
+
 /// Compiles a rulebook file, or every `*.yml` / `*.yaml` file directly inside a directory
 /// (sorted by name, merged into one rulebook). Every error is reported, not just the first.
+/// Only regular files are read, each at most [`MAX_RULEBOOK_FILE_BYTES`].
 pub fn compile_path(path: &Path, catalog: &Catalog) -> Result<Compiled, Errors> {
     let shown = path.display().to_string();
     let io = |file: String, e: std::io::Error| {
@@ -83,7 +119,7 @@ pub fn compile_path(path: &Path, catalog: &Catalog) -> Result<Compiled, Errors> 
     let mut errors = Vec::new();
     for f in files {
         let name = f.display().to_string();
-        match std::fs::read_to_string(&f) {
+        match read_rulebook_file(&f) {
             Ok(text) => sources.push((name, text)),
             Err(e) => errors.extend(io(name, e).0),
         }
