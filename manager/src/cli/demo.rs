@@ -166,9 +166,15 @@ fn summary(metrics: &str) -> Option<String> {
         .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
+    // Every sample of the family, summed: per-rule counters carry a `rule` label.
     let value = |name: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                let (labels, n) = rest.rsplit_once(' ')?;
+                (labels.is_empty() || labels.starts_with('{')).then(|| n.parse::<u64>().ok())?
+            })
+            .reduce(|a, b| a + b)
     };
     let parts: Vec<String> = SUMMARY
         .iter()
