@@ -60,9 +60,10 @@ pub const MAX_RUNNING: usize = 8;
 pub const CODE_REFUSED: i32 = wire::CODE_REFUSED;
 /// How often the receive loop looks at the shutdown flag, at the latest.
 pub const POLL_MS: i64 = 200;
-/// Largest message frame accepted from the Publisher; a larger one drops the connection
-/// (ZeroMQ reconnects). Envelopes are at most [`wire::MAX_ENVELOPE_LEN`] bytes.
-pub const MAX_FRAME: i64 = 64 * 1024;
+/// Largest message frame accepted from the Publisher, an envelope's maximum
+/// ([`wire::MAX_ENVELOPE_LEN`]; the topic frame is shorter); a larger one drops the connection
+/// before its bytes are buffered (ZeroMQ reconnects).
+pub const MAX_FRAME: i64 = wire::MAX_ENVELOPE_LEN as i64;
 
 /// Connects the subscription: a SUB socket on `publisher`, subscribed to `<id>\0` and `*\0`.
 pub(crate) fn subscribe(

@@ -271,3 +271,43 @@ fn an_agent_needs_its_keys_or_insecure() {
     let out = run(&["--id", "x", "--insecure", "--manager-key", public]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("exclude each other"));
 }
+
+/// Waits for the agent to exit by itself; returns whether it failed, and its log.
+fn exit_of(mut agent: Agent) -> (bool, String) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = agent.child.try_wait().unwrap() {
+            return (!status.success(), agent.log());
+        }
+        assert!(Instant::now() < deadline, "the agent kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_manager_key_others_may_rewrite_is_refused_at_start_with_the_chmod_to_run() {
+    let bus = Bus::new();
+    // The Manager's public key, rewritable by anyone: any local user could swap in their own.
+    let agent = Agent::start_with(&bus, "strict-1", "", SECURE, |dir| {
+        keys(dir);
+        std::fs::set_permissions(
+            dir.join("manager.pub"),
+            std::fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
+    });
+    let (failed, log) = exit_of(agent);
+    assert!(failed, "{log}");
+    assert!(
+        log.contains("manager.pub") && log.contains("chmod go-w"),
+        "{log}"
+    );
+    // The file is fine, but its directory lets anyone replace it.
+    let agent = Agent::start_with(&bus, "strict-2", "", SECURE, |dir| {
+        keys(dir);
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    });
+    let (failed, log) = exit_of(agent);
+    assert!(failed, "{log}");
+    assert!(log.contains("chmod go-w"), "{log}");
+}

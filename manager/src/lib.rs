@@ -10,7 +10,9 @@
 //!   the Publisher, and the Publisher process with its supervision.
 //! * `state/`: registers kept across restarts under `--state`: format, restore, writer,
 //!   directory.
-//! * `metrics/`: every counter, and the `/metrics` HTTP endpoint.
+//! * `http/`: the bounded HTTP server of the metrics address (`/metrics`, the dashboard,
+//!   `/reload`) and of `--http` ingest (JSON events, Alertmanager), with bearer tokens.
+//! * `metrics/`: every counter, rendered for `/metrics`.
 //! * `trust.rs`: what the Manager signs with and whom it believes.
 //! * `host/`: host code the roles share (clock, signals, logging, key files, sockets, JSON).
 //!
@@ -23,6 +25,7 @@ mod cli;
 mod daemon;
 mod error;
 mod host;
+mod http;
 mod metrics;
 mod reactions;
 mod state;

@@ -65,9 +65,12 @@ impl Trust {
 
     /// Loads every `<id>.pub` and `<id>.mac` of `dir`. Files starting with `.` are skipped; a
     /// secret Ed25519 key, a file of another kind, an exposed `.mac` file or an id that is
-    /// not a valid source id is an error.
+    /// not a valid source id is an error. So is, as ssh's StrictModes, a directory or a key
+    /// file that users other than its owner may write: a sticky bit does not excuse the
+    /// directory, since a file anyone adds to it is a key the Manager would trust.
     pub fn load(dir: &Path, insecure: bool) -> Result<Trust, Error> {
         let mut trust = Trust::new(insecure);
+        check_trust_dir(dir)?;
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("read the trust directory {}", dir.display()), e))?;
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -82,10 +85,12 @@ impl Trust {
             let (id, expected) = match file.rsplit_once('.') {
                 Some((id, crate::host::keyfiles::PUBLIC_EXT)) => (id, KeyKind::Ed25519Public),
                 Some((id, crate::host::keyfiles::MAC_EXT)) => (id, KeyKind::Mac),
+                // HTTP bearer tokens, read by the HTTP endpoints.
+                Some((_, crate::host::keyfiles::TOKEN_EXT)) => continue,
                 _ => {
                     return Err(Error::Auth(format!(
-                        "{}: the trust directory holds only <id>.pub (an agent's public key) \
-                         and <id>.mac (a device's key) files",
+                        "{}: the trust directory holds only <id>.pub (an agent's public key), \
+                         <id>.mac (a device's key) and <id>.token (an HTTP token) files",
                         path.display()
                     )));
                 }
@@ -247,6 +252,24 @@ impl Trust {
         );
         self.logged.insert(key);
     }
+}
+
+/// Refuses a trust directory that users other than its owner may write, with the `chmod` that
+/// fixes it.
+fn check_trust_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| Error::io(format!("read the trust directory {}", dir.display()), e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(Error::Auth(format!(
+            "{}: the trust directory is writable by other users (mode {mode:04o}), who could \
+             add their own keys to it; run `chmod go-w {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// How the Manager authenticates: its signer, its allow-list, and whether it runs insecure.

@@ -201,6 +201,7 @@ impl<'c> Compiler<'c> {
                 entry_rules: Vec::new(),
                 rules: Vec::new(),
                 chain: Vec::new(),
+                dependents: Vec::new(),
                 reactions: Vec::new(),
                 args: Vec::new(),
                 segments: Vec::new(),
@@ -563,6 +564,7 @@ impl<'c> Compiler<'c> {
             fire,
             cooldown_ms,
             chain: Span::default(),
+            dependents: Span::default(),
             reactions,
         }
     }
@@ -1065,6 +1067,7 @@ impl<'c> Compiler<'c> {
             }
             graph.push(out);
         }
+        self.check_chain_groups(&graph);
         let in_cycle = self.find_cycles(&graph);
         let reach = chain_reach(&graph, &in_cycle);
         for (r, ((_, chain_at), links)) in pending.iter().zip(&graph).enumerate() {
@@ -1089,6 +1092,71 @@ impl<'c> Compiler<'c> {
                     rule: to_u32(target),
                 }));
             self.out.rules[r].chain = span(start, links.len());
+        }
+        if !in_cycle.contains(&true) {
+            self.fill_dependents(&graph);
+        }
+    }
+
+    /// Refuses chain links whose two rules group their registers differently: the link is
+    /// read for the event's group of the owner, which the other rule's registers never hold.
+    /// A link to a `group_by: none` rule reads its one window and always lines up.
+    fn check_chain_groups(&mut self, graph: &[Vec<Link>]) {
+        let p = self.out.program();
+        let mut found = Vec::new();
+        for (r, links) in graph.iter().enumerate() {
+            let (a, name) = (&self.out.rules[r], p.str(self.out.rules[r].name));
+            for &(_, t, file, pos) in links {
+                let b = &self.out.rules[t];
+                let same = match (a.group_by, b.group_by) {
+                    (_, GroupBy::Nothing) => true,
+                    (GroupBy::Field(x), GroupBy::Field(y)) => p.str(x) == p.str(y),
+                    (x, y) => x == y,
+                };
+                if !same {
+                    let written = |g: GroupBy| match g {
+                        GroupBy::Source => "source".to_string(),
+                        GroupBy::Tag => "tag".to_string(),
+                        GroupBy::Nothing => "none".to_string(),
+                        GroupBy::Field(f) => p.str(f).to_string(),
+                    };
+                    found.push((
+                        file,
+                        pos,
+                        Error::ChainGroupMismatch {
+                            rule: name.to_string(),
+                            rule_group: written(a.group_by),
+                            other: p.str(b.name).to_string(),
+                            other_group: written(b.group_by),
+                        },
+                    ));
+                }
+            }
+        }
+        self.errors.extend(found);
+    }
+
+    /// Fills every rule's dependents: the rules whose chains reach it, directly or through
+    /// other chained rules, in rule order. Only called on an acyclic chain graph.
+    fn fill_dependents(&mut self, graph: &[Vec<Link>]) {
+        let n = graph.len();
+        // reached[r]: the rules r's chain reaches, by depth-first search from r.
+        let mut dependents: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (r, _) in graph.iter().enumerate() {
+            let mut seen = vec![false; n];
+            let mut stack: Vec<usize> = graph[r].iter().map(|&(_, t, _, _)| t).collect();
+            while let Some(t) = stack.pop() {
+                if std::mem::replace(&mut seen[t], true) || t == r {
+                    continue;
+                }
+                dependents[t].push(to_u32(r));
+                stack.extend(graph[t].iter().map(|&(_, u, _, _)| u));
+            }
+        }
+        for (t, deps) in dependents.into_iter().enumerate() {
+            let start = self.out.dependents.len();
+            self.out.dependents.extend(deps);
+            self.out.rules[t].dependents = span(start, self.out.dependents.len() - start);
         }
     }
 

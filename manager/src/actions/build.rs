@@ -3,10 +3,12 @@
 //! outbox authenticates it.)
 
 use reflex_core::event::SourceId;
-use reflex_core::program::{Context, Program, Reaction};
+use reflex_core::program::{Context, Program, Reaction, Segment};
+use reflex_core::value::Value;
 use reflex_core::wire::Action;
 
 use crate::host::text::clip;
+use crate::metrics::DropReason;
 use crate::reactions::arguments;
 
 /// The target of a remote reaction rendered for `ctx`; `*` (every Actor) when it renders
@@ -19,9 +21,36 @@ pub fn target(program: &Program<'_>, reaction: &Reaction, ctx: &Context<'_>) -> 
     target
 }
 
+/// Why a remote reaction cannot become an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsendable {
+    /// The target or an argument does not fit an action.
+    TooLong(String),
+    /// A templated argument rendered empty: `systemctl restart ''` is never what was meant.
+    Empty(String),
+}
+
+impl Unsendable {
+    /// The drop reason it is counted under.
+    pub fn reason(&self) -> DropReason {
+        match self {
+            Unsendable::TooLong(_) => DropReason::ArgTooLong,
+            Unsendable::Empty(_) => DropReason::ArgEmpty,
+        }
+    }
+}
+
+impl std::fmt::Display for Unsendable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unsendable::TooLong(why) | Unsendable::Empty(why) => f.write_str(why),
+        }
+    }
+}
+
 /// The action `id` of `reaction` to `target`, from `source`, issued at `valid.start` and
 /// expiring at `valid.end` (milliseconds since the Unix epoch); why not when the target or an
-/// argument does not fit an action.
+/// argument does not fit an action, or when an argument with a substitution renders empty.
 pub fn action(
     program: &Program<'_>,
     reaction: &Reaction,
@@ -30,10 +59,10 @@ pub fn action(
     source: &SourceId,
     target: &str,
     valid: std::ops::Range<u64>,
-) -> Result<Action, String> {
+) -> Result<Action, Unsendable> {
     let key = program.str(reaction.key);
-    let mut a =
-        Action::new(id, key, target).map_err(|e| format!("target `{}`: {e}", clip(target, 80)))?;
+    let mut a = Action::new(id, key, target)
+        .map_err(|e| Unsendable::TooLong(format!("target `{}`: {e}", clip(target, 80))))?;
     a.source = source.clone();
     a.seq = id;
     a.time = valid.start;
@@ -44,9 +73,71 @@ pub fn action(
         let name = program.str(arg.name);
         let value = program
             .render_value(arg.value, ctx)
-            .map_err(|e| format!("argument `{name}`: {e}"))?;
+            .map_err(|e| Unsendable::TooLong(format!("argument `{name}`: {e}")))?;
+        let substituted = program
+            .segments_of(arg.value)
+            .iter()
+            .any(|s| !matches!(s, Segment::Lit(_)));
+        if substituted && matches!(&value, Value::Str(s) if s.is_empty()) {
+            return Err(Unsendable::Empty(format!(
+                "argument `{name}` rendered empty (a field the event does not have?)"
+            )));
+        }
         a.push_arg(name, value)
-            .map_err(|e| format!("argument `{name}`: {e}"))?;
+            .map_err(|e| Unsendable::TooLong(format!("argument `{name}`: {e}")))?;
     }
     Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reflex_core::Event;
+    use reflex_core::event::make_source;
+    use reflex_rules::{Catalog, compile_str};
+
+    const BOOK: &str = r#"
+/client/service/*:
+  rules:
+    - down:
+        rule: rules.simple.eq
+        threshold: 1
+        reactions:
+          - reactions.actor.run:
+              target: '{{ event.source }}'
+              argv: [systemctl, restart, '{{ event.data.name }}', '']
+"#;
+
+    fn build(e: &Event) -> Result<Action, Unsendable> {
+        let compiled = compile_str("t.yml", BOOK, &Catalog::builtin()).unwrap();
+        let program = compiled.program();
+        let rule = &program.rules[0];
+        let reaction = &program.reactions_of(rule)[0];
+        let ctx = Context {
+            event: e,
+            rule: 0,
+            value: e.get("down"),
+            register: 1.0,
+        };
+        let source = make_source("manager").unwrap();
+        action(&program, reaction, &ctx, 1, &source, "web-1", 0..60_000)
+    }
+
+    #[test]
+    fn a_templated_argument_that_renders_empty_is_refused() {
+        let mut e = Event::new("/client/service/web-1", "web-1").unwrap();
+        e.push("down", Value::Int(1)).unwrap();
+        let refused = build(&e).unwrap_err();
+        assert_eq!(refused.reason(), DropReason::ArgEmpty);
+        assert!(
+            refused.to_string().contains("`argv` rendered empty"),
+            "{refused}"
+        );
+        e.push("name", Value::str("nginx").unwrap()).unwrap();
+        let a = build(&e).unwrap();
+        let argv: Vec<String> = a.args_named("argv").map(ToString::to_string).collect();
+        // A literally empty argument is sent as written.
+        assert_eq!(argv, ["systemctl", "restart", "nginx", ""]);
+        assert_eq!(a.hops, 1);
+    }
 }

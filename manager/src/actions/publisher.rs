@@ -36,6 +36,9 @@ pub type FirstStart = Receiver<Result<(), String>>;
 /// The line a Publisher started by a Manager writes on its standard output once its publish
 /// socket is bound.
 pub const BOUND: &str = "bound";
+/// Longest frame an Actor may send the Publisher: a subscription, one byte then a topic
+/// (`<id>\0`); a longer one disconnects it.
+pub const MAX_SUBSCRIPTION_FRAME: i64 = 2 + wire::MAX_TARGET_LEN as i64;
 
 /// What the Publisher process is told.
 #[derive(Debug, Clone)]
@@ -70,6 +73,8 @@ pub fn run(config: &Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
     publish
         .set_sndhwm(PUBLISH_HWM)
         .and_then(|_| publish.set_linger(0))
+        // Actors send only subscriptions: a byte, then `<id>\0` or `*\0`.
+        .and_then(|_| publish.set_maxmsgsize(MAX_SUBSCRIPTION_FRAME))
         .map_err(|e| Error::socket("configure", &config.publish, e))?;
     publish
         .bind(&config.publish)

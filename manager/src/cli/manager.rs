@@ -41,6 +41,11 @@ pub struct ManagerArgs {
     /// Address of the Prometheus endpoint (`GET /metrics`); `off` for none.
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_METRICS)]
     pub metrics: String,
+    /// Take events over HTTP on HOST:PORT: `POST /events` (JSON) and `POST /alertmanager`
+    /// (the Alertmanager webhook), each with a bearer token from the --trust directory
+    /// (`reflex keys gen --token`). Off by default.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http: Option<String>,
     /// The Manager's id, the source of its actions.
     #[arg(long, default_value = DEFAULT_ID)]
     pub id: String,
@@ -85,6 +90,7 @@ impl ManagerArgs {
             feed: self.feed.clone(),
             state: self.state.clone(),
             metrics: (self.metrics != "off").then(|| self.metrics.clone()),
+            http: self.http.clone(),
             id: self.id.clone(),
             workers: usize::from(self.workers),
             queue: self.queue as usize,

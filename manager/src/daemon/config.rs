@@ -41,6 +41,9 @@ pub struct Config {
     pub state: Option<PathBuf>,
     /// `HOST:PORT` of the metrics HTTP server; `None` for none.
     pub metrics: Option<String>,
+    /// `HOST:PORT` of the HTTP ingest server (`POST /events`, `POST /alertmanager`); `None`
+    /// (the default) for none.
+    pub http: Option<String>,
     /// The Manager's id: the source of its actions.
     pub id: String,
     /// Worker threads for local reactions.

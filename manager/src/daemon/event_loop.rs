@@ -114,6 +114,8 @@ pub(super) struct EventLoop {
     pub(super) insecure_warned: Instant,
     /// How long an action is valid, in milliseconds.
     pub(super) action_ttl_ms: u64,
+    /// The dashboard's view, made here while someone looks.
+    pub(super) board: Arc<crate::http::Board>,
 }
 
 /// The loud warning of lab mode, at start and every [`INSECURE_WARNING_EVERY`].
@@ -404,9 +406,9 @@ impl EventLoop {
                 sent_report(id, &target, submitted)
             }
             Err(why) => {
-                self.metrics.dropped(DropReason::ArgTooLong, 1);
-                tracing::warn!(action = key, rule, "{why}; action refused");
-                (false, why)
+                self.metrics.dropped(why.reason(), 1);
+                tracing::warn!(action = key, rule, target = %target, "{why}; action refused");
+                (false, why.to_string())
             }
         };
         self.metrics.reaction(func, ok);
@@ -531,7 +533,25 @@ impl EventLoop {
                 .known_actors
                 .store(self.known.len() as u64, Relaxed);
             self.report_drops();
+            self.show_board(now);
         }
+    }
+
+    /// Makes the dashboard's view, while someone looks at it.
+    fn show_board(&self, now: Instant) {
+        let now_ms = clock::now_ms();
+        if !self.board.wanted(now_ms) {
+            return;
+        }
+        let view = crate::http::View {
+            rulebook: &self.rulebook,
+            store: &self.store,
+            actors: self.known.each().collect(),
+            pending: self.outbox.pending(),
+            unacked: self.outbox.unacked(),
+            metrics: &self.metrics,
+        };
+        self.board.publish(&view, now, now_ms);
     }
 
     /// Publishes `/reflex/drop/<reason>` on watch (and logs) for drops since the last report.

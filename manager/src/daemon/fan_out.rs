@@ -50,8 +50,8 @@ pub struct Remote<'a> {
     pub id: u64,
     /// The rendered target.
     pub target: String,
-    /// The action, or why it cannot be made (a target or argument too long).
-    pub action: Result<Action, String>,
+    /// The action, or why it cannot be made (a target or argument too long, or empty).
+    pub action: Result<Action, build::Unsendable>,
 }
 
 /// The reactions of `firings` (of `event`, received at `received`), in rulebook order: local

@@ -16,7 +16,8 @@ use reflex_rules::Compiled;
 use crate::Error;
 use crate::actions::{KnownActors, Outbox};
 use crate::host::{clock, sockets};
-use crate::metrics::{DropReason, Metrics, ReloadRoute};
+use crate::http::{self, Board, Control, Ingest, Inject, ReloadRoute, Tokens};
+use crate::metrics::{DropReason, Metrics};
 use crate::reactions::Pool;
 use crate::state::{self, Persist, StateDir};
 use crate::trust::Security;
@@ -31,6 +32,8 @@ use super::{load, reload};
 pub const STORE_SLOTS: usize = 1_000_000;
 /// Actors the Manager remembers at most.
 pub const MAX_KNOWN_ACTORS: usize = 100_000;
+/// Longest frame a watcher may send: a subscription (one byte, then a tag prefix).
+pub const MAX_WATCH_FRAME: usize = 1 + reflex_core::event::MAX_TAG_LEN;
 /// The inproc endpoint on which workers hand events back to the event thread.
 pub const INTERNAL_ENDPOINT: &str = "inproc://reflex-internal";
 
@@ -84,18 +87,35 @@ pub fn run(
 
     let ctx = zmq::Context::new();
     let socket = |kind, role: &str, endpoint: &str| sockets::bind(&ctx, kind, role, endpoint, hwm);
-    let events = socket(zmq::PULL, "events", &config.events)?;
+    // Sockets that receive from the network take no frame longer than an envelope (events)
+    // or a subscription to a tag (watch), whatever a peer declares.
+    let limited = |kind, role: &str, endpoint: &str, max: usize| {
+        sockets::bind_limited(&ctx, kind, role, endpoint, hwm, max as i64)
+    };
+    let events = limited(zmq::PULL, "events", &config.events, MAX_ENVELOPE_LEN)?;
     let internal = socket(zmq::PULL, "internal", INTERNAL_ENDPOINT)?;
     // XPUB: a PUB that hears its subscriptions, so nothing is encoded or sent for watch while
     // nobody watches.
-    let watch = socket(zmq::XPUB, "watch", &config.watch)?;
+    let watch = limited(zmq::XPUB, "watch", &config.watch, MAX_WATCH_FRAME)?;
     let feed = socket(zmq::PUSH, "feed", &feed_endpoint)?;
 
+    let tokens = Arc::new(Tokens::new(config.trust.as_deref()));
+    let board = Arc::new(Board::default());
     let metrics_addr = match &config.metrics {
         Some(addr) => {
             let route: ReloadRoute = Box::new(move || reload::answer_http(Some(&reload_requests)));
-            Some(crate::metrics::serve(addr, metrics.clone(), Some(route))?)
+            let control = Control {
+                metrics: metrics.clone(),
+                board: board.clone(),
+                reload: Some(route),
+                tokens: tokens.clone(),
+            };
+            Some(http::serve_control(addr, control)?)
         }
+        None => None,
+    };
+    let http_addr = match &config.http {
+        Some(addr) => Some(serve_ingest(addr, &ctx, hwm, &tokens, &metrics)?),
         None => None,
     };
     let pool = Pool::start(
@@ -146,6 +166,7 @@ pub fn run(
         publish = %config.publish,
         feed = %feed_endpoint,
         metrics = %metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        http = %http_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         "manager ready"
     );
     if config.insecure {
@@ -186,6 +207,7 @@ pub fn run(
         signed: signer.is_some(),
         insecure_warned: Instant::now(),
         action_ttl_ms: config.action_ttl_ms,
+        board,
     };
     let result = event_loop.run(&shutdown);
     tracing::info!("manager stopping");
@@ -207,6 +229,34 @@ pub fn run(
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+/// Starts the ingest address: tokens from the trust directory, events handed to the event
+/// thread over the inproc socket.
+fn serve_ingest(
+    addr: &str,
+    ctx: &zmq::Context,
+    hwm: i32,
+    tokens: &Arc<Tokens>,
+    metrics: &Arc<Metrics>,
+) -> Result<std::net::SocketAddr, Error> {
+    if !tokens.configured() {
+        return Err(Error::Auth(
+            "--http needs --trust DIR holding the senders' tokens (reflex keys gen --token)".into(),
+        ));
+    }
+    if tokens.len() == 0 {
+        tracing::warn!(
+            "--http: no token in the trust directory yet; every request is refused until one is added"
+        );
+    }
+    let push = sockets::push(ctx, "http ingest", INTERNAL_ENDPOINT, hwm)?;
+    let ingest = Ingest {
+        tokens: tokens.clone(),
+        inject: Inject::new(push),
+        metrics: metrics.clone(),
+    };
+    http::serve_ingest(addr, ingest)
 }
 
 /// Opens the state directory and restores the registers of `compiled` from it; returns the

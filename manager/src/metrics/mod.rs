@@ -1,5 +1,5 @@
-//! Counters and gauges of the Manager, and the tiny HTTP server that shows them at
-//! `GET /metrics` in the Prometheus text format.
+//! Counters and gauges of the Manager, rendered in the Prometheus text format for
+//! `GET /metrics` (served by [`crate::http`]).
 //!
 //! Every counter is an atomic: the event thread and the workers never take a lock to count.
 
@@ -12,7 +12,7 @@ mod http;
 mod reload;
 mod state;
 
-pub use http::{ReloadRoute, no_reload, serve};
+pub use http::{HttpCounters, HttpRefusal};
 pub use reload::ReloadCounters;
 pub use state::StateCounters;
 
@@ -85,6 +85,8 @@ pub enum DropReason {
     ReactionQueueFull,
     /// A remote reaction whose rendered argument or target does not fit an action.
     ArgTooLong,
+    /// A remote reaction with a templated argument that rendered empty.
+    ArgEmpty,
     /// A remote reaction whose target glob matches no known Actor.
     NoTarget,
     /// The queue of actions waiting for the Publisher is full (the oldest is dropped).
@@ -97,7 +99,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in metric order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Truncated,
         DropReason::TooLarge,
         DropReason::Version,
@@ -116,6 +118,7 @@ impl DropReason {
         DropReason::InternalQueueFull,
         DropReason::ReactionQueueFull,
         DropReason::ArgTooLong,
+        DropReason::ArgEmpty,
         DropReason::NoTarget,
         DropReason::ActionQueueFull,
         DropReason::ActionExpired,
@@ -143,6 +146,7 @@ impl DropReason {
             DropReason::InternalQueueFull => "internal_queue_full",
             DropReason::ReactionQueueFull => "reaction_queue_full",
             DropReason::ArgTooLong => "arg_too_long",
+            DropReason::ArgEmpty => "arg_empty",
             DropReason::NoTarget => "no_target",
             DropReason::ActionQueueFull => "action_queue_full",
             DropReason::ActionExpired => "action_expired",
@@ -156,6 +160,7 @@ impl DropReason {
             self,
             DropReason::ReactionQueueFull
                 | DropReason::ArgTooLong
+                | DropReason::ArgEmpty
                 | DropReason::NoTarget
                 | DropReason::ActionQueueFull
                 | DropReason::ActionExpired
@@ -295,6 +300,8 @@ pub struct Metrics {
     pub state: Arc<StateCounters>,
     /// Rulebook reloads.
     pub reloads: Arc<ReloadCounters>,
+    /// The HTTP endpoints.
+    pub http: Arc<HttpCounters>,
     drops: [AtomicU64; DropReason::ALL.len()],
     queues: [AtomicU64; Queue::ALL.len()],
     functions: Vec<String>,
@@ -326,6 +333,7 @@ impl Metrics {
             reaction_latency: Histogram::default(),
             state: Default::default(),
             reloads: Default::default(),
+            http: Default::default(),
             drops: Default::default(),
             queues: Default::default(),
             functions,
@@ -536,6 +544,7 @@ impl Metrics {
         );
         self.reloads.render(&mut out);
         self.state.render(&mut out);
+        self.http.render(&mut out);
         out
     }
 }
