@@ -38,6 +38,7 @@ use reflex_core::{Event, Value};
 
 use crate::allow::{AllowList, Refusal, is_plugin_name};
 use crate::exec;
+use crate::floor::Floors;
 use crate::recent::{Cached, RECENT_ACTIONS, Recent, Seen};
 use crate::sender::{Outbox, set_reconnect};
 use crate::stats::Stats;
@@ -61,8 +62,9 @@ pub const CODE_REFUSED: i32 = wire::CODE_REFUSED;
 /// How often the receive loop looks at the shutdown flag, at the latest.
 pub const POLL_MS: i64 = 200;
 /// Largest message frame accepted from the Publisher, an envelope's maximum
-/// ([`wire::MAX_ENVELOPE_LEN`]; the topic frame is shorter); a larger one drops the connection
-/// before its bytes are buffered (ZeroMQ reconnects).
+/// ([`wire::MAX_ENVELOPE_LEN`]; the topic frame is shorter); a larger one ends the connection
+/// before its bytes are buffered. The real Publisher never sends one: only a peer standing in
+/// for it could, and ZeroMQ then does not reconnect (a protocol error ends the session).
 pub const MAX_FRAME: i64 = wire::MAX_ENVELOPE_LEN as i64;
 
 /// Connects the subscription: a SUB socket on `publisher`, subscribed to `<id>\0` and `*\0`.
@@ -104,6 +106,8 @@ pub(crate) struct Actor {
     logged: Vec<String>,
     /// The Manager's key; `None` in insecure mode, where unsigned actions are accepted.
     verifier: Option<Verifier>,
+    /// The replay floor on disk, with a state directory.
+    floors: Option<Floors>,
 }
 
 impl Actor {
@@ -112,14 +116,22 @@ impl Actor {
         outbox: Outbox,
         stats: Arc<Stats>,
         verifier: Option<Verifier>,
+        floors: Option<Floors>,
     ) -> Actor {
+        let mut recent = Recent::new(RECENT_ACTIONS);
+        if let Some(f) = &floors {
+            for (issuer, &seq) in f.all() {
+                recent.set_floor(issuer, seq);
+            }
+        }
         Actor {
             verifier,
+            floors,
             id: config.id.clone(),
             allow: Arc::new(config.allow.clone()),
             plugins: config.plugins.clone(),
             outbox,
-            recent: Arc::new(Mutex::new(Recent::new(RECENT_ACTIONS))),
+            recent: Arc::new(Mutex::new(recent)),
             running: Arc::new(AtomicUsize::new(0)),
             stats,
             logged: Vec::new(),
@@ -260,6 +272,17 @@ impl Actor {
                 Stats::bump(&self.stats.duplicates);
                 tracing::debug!("action {} repeated: sending its result again", action.id);
                 self.outbox.send(result_of(&self.id, &action, &cached));
+                return;
+            }
+        }
+        // Written to disk before it runs: after a restart, a copy of it is a replay.
+        if let Some(floors) = &mut self.floors {
+            if let Err(e) = floors.raise(action.source.as_str(), action.seq) {
+                self.recent().forget(&action.source, action.id, action.time);
+                self.refuse(
+                    &action,
+                    &format!("busy: cannot record the replay floor before running it: {e}"),
+                );
                 return;
             }
         }

@@ -6,6 +6,10 @@ use std::io;
 /// failed reaction, a full queue) are counted and logged instead; they never stop the Manager.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A partitioned deployment (NATS) failed or refused the rulebook.
+    #[cfg(feature = "nats")]
+    #[error("{0}")]
+    Scale(#[from] crate::scale::ScaleError),
     /// The rulebook does not compile; displayed as `file:line:col: message` lines.
     #[error("{0}")]
     Rulebook(#[from] reflex_rules::Errors),

@@ -31,14 +31,14 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 pub const PUBLISH_HWM: i32 = 100_000;
 /// The Publisher's feed receive queue, in messages.
 pub const FEED_HWM: i32 = 10_000;
+/// Longest frame an Actor may send the Publisher: a subscription, one byte then a topic
+/// (`<id>\0`); a longer one disconnects it.
+pub const MAX_SUBSCRIPTION_FRAME: i64 = 2 + wire::MAX_TARGET_LEN as i64;
 /// Whether the first Publisher bound its socket, or why not (see [`supervise`]).
 pub type FirstStart = Receiver<Result<(), String>>;
 /// The line a Publisher started by a Manager writes on its standard output once its publish
 /// socket is bound.
 pub const BOUND: &str = "bound";
-/// Longest frame an Actor may send the Publisher: a subscription, one byte then a topic
-/// (`<id>\0`); a longer one disconnects it.
-pub const MAX_SUBSCRIPTION_FRAME: i64 = 2 + wire::MAX_TARGET_LEN as i64;
 
 /// What the Publisher process is told.
 #[derive(Debug, Clone)]

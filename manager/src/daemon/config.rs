@@ -34,7 +34,7 @@ pub struct Config {
     /// Endpoint of the watch PUB socket (bound).
     pub watch: String,
     /// Endpoint of the feed PUSH socket to the Publisher (bound); `None` for
-    /// `ipc://$TMPDIR/reflex-feed-<pid>.ipc`.
+    /// `ipc://$TMPDIR/reflex-manager-<pid>/feed.ipc`, in a directory of mode 0700 made for it.
     pub feed: Option<String>,
     /// Where register state is kept across restarts (see [`crate::state`]); `None` keeps it
     /// in memory only.
@@ -70,7 +70,7 @@ impl Config {
         self.feed.clone().unwrap_or_else(|| {
             let dir = std::env::temp_dir();
             format!(
-                "ipc://{}/reflex-feed-{}.ipc",
+                "ipc://{}/reflex-manager-{}/feed.ipc",
                 dir.display().to_string().trim_end_matches('/'),
                 std::process::id()
             )

@@ -112,10 +112,12 @@ pub(super) struct EventLoop {
     pub(super) signed: bool,
     /// When the insecure warning was last logged.
     pub(super) insecure_warned: Instant,
-    /// How long an action is valid, in milliseconds.
-    pub(super) action_ttl_ms: u64,
     /// The dashboard's view, made here while someone looks.
     pub(super) board: Arc<crate::http::Board>,
+    /// Per rule of the running rulebook (by index): its counters.
+    pub(super) rule_counts: Vec<Arc<crate::metrics::RuleCount>>,
+    /// How long an action is valid, in milliseconds.
+    pub(super) action_ttl_ms: u64,
 }
 
 /// The loud warning of lab mode, at start and every [`INSECURE_WARNING_EVERY`].
@@ -170,6 +172,10 @@ impl EventLoop {
             }
             if from_events {
                 self.drain(Origin::Network)?;
+                // Replay windows moved by this batch go to the state writer at once.
+                if let Some(p) = &mut self.persist {
+                    p.windows(self.trust.take_moved());
+                }
             }
             if !self.backlog.is_empty() {
                 self.read_clock();
@@ -309,18 +315,29 @@ impl EventLoop {
                 value: f.value.cloned(),
             })
         };
-        let outcome = match &mut self.persist {
-            Some(p) => {
-                engine::evaluate_observed(&program, &mut self.store, &e, now_ms, &mut sink, |u| {
-                    p.record(&u)
-                })
+        let counts = &self.rule_counts;
+        let mut persist = self.persist.as_mut();
+        let outcome =
+            engine::evaluate_observed(&program, &mut self.store, &e, now_ms, &mut sink, |u| {
+                if let Some(c) = counts.get(u.rule as usize) {
+                    c.evaluated.fetch_add(1, Relaxed);
+                }
+                if let Some(p) = persist.as_mut() {
+                    p.record(&u);
+                }
+            });
+        for f in firings.iter() {
+            if let Some(c) = counts.get(f.rule as usize) {
+                c.fired.fetch_add(1, Relaxed);
             }
-            None => engine::evaluate(&program, &mut self.store, &e, now_ms, &mut sink),
-        };
+        }
         let m = &self.metrics;
-        m.rules_evaluated
-            .fetch_add(u64::from(outcome.evaluated), Relaxed);
-        m.rules_fired.fetch_add(u64::from(outcome.fired), Relaxed);
+        // The Manager's own reports live under /reflex/; matching nothing is normal for them.
+        if outcome.entries == 0 && !e.tag.starts_with("/reflex/") {
+            m.events_unmatched.fetch_add(1, Relaxed);
+        }
+        m.values_not_numeric
+            .fetch_add(u64::from(outcome.not_numeric), Relaxed);
         m.rules_cooled_down
             .fetch_add(u64::from(outcome.cooled_down), Relaxed);
         if outcome.store_full > 0 {
@@ -490,6 +507,7 @@ impl EventLoop {
         let old = std::mem::replace(&mut self.rulebook, Arc::new(compiled));
         let program = self.rulebook.program();
         let kept = state::renumber(&mut self.store, &old.program(), &program);
+        self.rule_counts = self.metrics.rules.for_rules(self.rulebook.rule_names());
         if let Some(p) = &mut self.persist {
             p.reloaded(&program);
         }

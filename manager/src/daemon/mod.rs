@@ -16,3 +16,9 @@ pub use config::{
     DEFAULT_QUEUE, DEFAULT_WATCH, DEFAULT_WORKERS,
 };
 pub use run::run;
+#[cfg(feature = "nats")]
+pub(crate) use {
+    event_loop::result_event,
+    fan_out::{Fired, Step, fan_out},
+    load::load,
+};

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 mod http;
 mod reload;
+mod rules;
 mod state;
 
 pub use http::{HttpCounters, HttpRefusal};
 pub use reload::ReloadCounters;
+pub use rules::{RuleCount, RuleCounters};
 pub use state::StateCounters;
 
 /// How an action to one Actor ended: exactly one of these, once.
@@ -272,10 +274,12 @@ pub struct Metrics {
     pub heartbeats: AtomicU64,
     /// Action results received.
     pub results: AtomicU64,
-    /// Rules evaluated.
-    pub rules_evaluated: AtomicU64,
-    /// Rules fired.
-    pub rules_fired: AtomicU64,
+    /// Per rule: evaluations and firings.
+    pub rules: RuleCounters,
+    /// Events whose tag matched no rulebook entry (outside the Manager's own `/reflex/` tree).
+    pub events_unmatched: AtomicU64,
+    /// Values a rule could not use: its field held text, not a number.
+    pub values_not_numeric: AtomicU64,
     /// Firings suppressed by a cooldown.
     pub rules_cooled_down: AtomicU64,
     /// Actions handed to the Publisher (first sends).
@@ -294,6 +298,10 @@ pub struct Metrics {
     pub known_actors: AtomicU64,
     /// 1 when the Manager runs with `--insecure`.
     pub insecure: AtomicU64,
+    /// Watch subscriptions (distinct tag prefixes) being served.
+    pub watch_subscriptions: AtomicU64,
+    /// Watch subscriptions refused because the Manager serves its most already.
+    pub watch_subscriptions_refused: AtomicU64,
     /// Time from an event's receipt to the end of a local reaction it caused.
     pub reaction_latency: Histogram,
     /// Register persistence (`--state`).
@@ -319,8 +327,9 @@ impl Metrics {
             events_internal: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
             results: AtomicU64::new(0),
-            rules_evaluated: AtomicU64::new(0),
-            rules_fired: AtomicU64::new(0),
+            rules: RuleCounters::default(),
+            events_unmatched: AtomicU64::new(0),
+            values_not_numeric: AtomicU64::new(0),
             rules_cooled_down: AtomicU64::new(0),
             actions_sent: AtomicU64::new(0),
             actions_retried: AtomicU64::new(0),
@@ -330,6 +339,8 @@ impl Metrics {
             publisher_pid: AtomicU64::new(0),
             known_actors: AtomicU64::new(0),
             insecure: AtomicU64::new(0),
+            watch_subscriptions: AtomicU64::new(0),
+            watch_subscriptions_refused: AtomicU64::new(0),
             reaction_latency: Histogram::default(),
             state: Default::default(),
             reloads: Default::default(),
@@ -434,17 +445,18 @@ impl Metrics {
                 );
             }
         }
+        self.rules.render(&mut out);
         counter(
             &mut out,
-            "reflex_rules_evaluated_total",
-            "Rules evaluated.",
-            &self.rules_evaluated,
+            "reflex_events_unmatched_total",
+            "Events whose tag matched no rulebook entry (outside the reserved /reflex/ tree).",
+            &self.events_unmatched,
         );
         counter(
             &mut out,
-            "reflex_rules_fired_total",
-            "Rules fired.",
-            &self.rules_fired,
+            "reflex_values_not_numeric_total",
+            "Values a rule could not use: its field held text, not a number.",
+            &self.values_not_numeric,
         );
         counter(
             &mut out,
@@ -538,6 +550,18 @@ impl Metrics {
         );
         gauge(
             &mut out,
+            "reflex_watch_subscriptions",
+            "Watch subscriptions (distinct tag prefixes) being served.",
+            &self.watch_subscriptions,
+        );
+        counter(
+            &mut out,
+            "reflex_watch_subscriptions_refused_total",
+            "Watch subscriptions refused: the Manager serves its most already.",
+            &self.watch_subscriptions_refused,
+        );
+        gauge(
+            &mut out,
             "reflex_insecure",
             "1 when the Manager runs with --insecure: unauthenticated messages accepted.",
             &self.insecure,
@@ -580,11 +604,17 @@ mod tests {
         assert!(text.contains("reflex_reaction_latency_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("reflex_reaction_latency_seconds_count 1"));
         assert!(text.contains("reflex_queue_depth{queue=\"reactions\"} 5"));
+        m.rules.for_rules(["load_avg"])[0]
+            .fired
+            .fetch_add(1, Relaxed);
+        let text = m.render();
+        assert!(text.contains("\nreflex_rules_fired_total{rule=\"load_avg\"} 1\n"));
+        assert!(text.contains("\nreflex_rules_evaluated_total{rule=\"load_avg\"} 0\n"));
         for family in [
             "reflex_events_received_total",
             "reflex_events_decoded_total",
-            "reflex_rules_evaluated_total",
-            "reflex_rules_fired_total",
+            "reflex_events_unmatched_total",
+            "reflex_values_not_numeric_total",
             "reflex_actions_sent_total",
             "reflex_publisher_restarts_total",
             "reflex_known_actors",
