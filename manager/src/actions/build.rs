@@ -3,9 +3,11 @@
 //! outbox authenticates it.)
 
 use reflex_core::event::SourceId;
-use reflex_core::program::{Context, Program, Reaction};
+use reflex_core::program::{Context, Program, Reaction, Segment};
+use reflex_core::value::Value;
 use reflex_core::wire::Action;
 
+use crate::metrics::DropReason;
 use crate::reactions::arguments;
 use reflex_core::text::clip;
 
@@ -29,6 +31,22 @@ pub enum ActionError {
         /// The capacity exceeded.
         source: reflex_core::Error,
     },
+    /// A templated argument rendered empty: `systemctl restart ''` is never what was meant.
+    #[error("argument `{name}` rendered empty (a field the event does not have?)")]
+    Empty {
+        /// The argument's name.
+        name: String,
+    },
+}
+
+impl ActionError {
+    /// The drop reason it is counted under.
+    pub fn reason(&self) -> DropReason {
+        match self {
+            ActionError::Target { .. } | ActionError::Argument { .. } => DropReason::ArgTooLong,
+            ActionError::Empty { .. } => DropReason::ArgEmpty,
+        }
+    }
 }
 
 /// The target of a remote reaction rendered for `ctx`; `*` (every Actor) when it renders
@@ -43,7 +61,7 @@ pub fn target(program: &Program<'_>, reaction: &Reaction, ctx: &Context<'_>) -> 
 
 /// The action `id` of `reaction` to `target`, from `source`, issued at `valid.start` and
 /// expiring at `valid.end` (milliseconds since the Unix epoch); why not when the target or an
-/// argument does not fit an action.
+/// argument does not fit an action, or when an argument with a substitution renders empty.
 pub fn action(
     program: &Program<'_>,
     reaction: &Reaction,
@@ -71,7 +89,69 @@ pub fn action(
             source,
         };
         let value = program.render_value(arg.value, ctx).map_err(argument)?;
+        let substituted = program
+            .segments_of(arg.value)
+            .iter()
+            .any(|s| !matches!(s, Segment::Lit(_)));
+        if substituted && matches!(&value, Value::Str(s) if s.is_empty()) {
+            return Err(ActionError::Empty {
+                name: name.to_owned(),
+            });
+        }
         a.push_arg(name, value).map_err(argument)?;
     }
     Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reflex_core::Event;
+    use reflex_core::event::make_source;
+    use reflex_rules::{Catalog, compile_str};
+
+    const BOOK: &str = r#"
+/client/service/*:
+  rules:
+    - down:
+        rule: rules.simple.eq
+        threshold: 1
+        reactions:
+          - reactions.actor.run:
+              target: '{{ event.source }}'
+              argv: [systemctl, restart, '{{ event.data.name }}', '']
+"#;
+
+    fn build(e: &Event) -> Result<Action, ActionError> {
+        let compiled = compile_str("t.yml", BOOK, &Catalog::builtin()).unwrap();
+        let program = compiled.program();
+        let rule = &program.rules[0];
+        let reaction = &program.reactions_of(rule)[0];
+        let ctx = Context {
+            event: e,
+            rule: 0,
+            value: e.get("down"),
+            register: 1.0,
+        };
+        let source = make_source("manager").unwrap();
+        action(&program, reaction, &ctx, 1, &source, "web-1", 0..60_000)
+    }
+
+    #[test]
+    fn a_templated_argument_that_renders_empty_is_refused() {
+        let mut e = Event::new("/client/service/web-1", "web-1").unwrap();
+        e.push("down", Value::Int(1)).unwrap();
+        let refused = build(&e).unwrap_err();
+        assert_eq!(refused.reason(), DropReason::ArgEmpty);
+        assert!(
+            refused.to_string().contains("`argv` rendered empty"),
+            "{refused}"
+        );
+        e.push("name", Value::str("nginx").unwrap()).unwrap();
+        let a = build(&e).unwrap();
+        let argv: Vec<String> = a.args_named("argv").map(ToString::to_string).collect();
+        // A literally empty argument is sent as written.
+        assert_eq!(argv, ["systemctl", "restart", "nginx", ""]);
+        assert_eq!(a.hops, 1);
+    }
 }

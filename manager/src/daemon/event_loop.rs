@@ -429,8 +429,8 @@ impl EventLoop {
                 sent_report(id, &target, submitted)
             }
             Err(why) => {
-                self.metrics.dropped(DropReason::ArgTooLong, 1);
-                tracing::warn!(action = key, rule, "{why}; action refused");
+                self.metrics.dropped(why.reason(), 1);
+                tracing::warn!(action = key, rule, target = %target, "{why}; action refused");
                 (false, why.to_string())
             }
         };

@@ -50,7 +50,7 @@ pub struct Remote<'a> {
     pub id: u64,
     /// The rendered target.
     pub target: String,
-    /// The action, or why it cannot be made (a target or argument too long).
+    /// The action, or why it cannot be made (a target or argument too long, or empty).
     pub action: Result<Action, ActionError>,
 }
 

@@ -87,6 +87,8 @@ pub enum DropReason {
     ReactionQueueFull,
     /// A remote reaction whose rendered argument or target does not fit an action.
     ArgTooLong,
+    /// A remote reaction with a templated argument that rendered empty.
+    ArgEmpty,
     /// A remote reaction whose target glob matches no known Actor.
     NoTarget,
     /// The queue of actions waiting for the Publisher is full (the oldest is dropped).
@@ -99,7 +101,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in metric order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Truncated,
         DropReason::TooLarge,
         DropReason::Version,
@@ -118,6 +120,7 @@ impl DropReason {
         DropReason::InternalQueueFull,
         DropReason::ReactionQueueFull,
         DropReason::ArgTooLong,
+        DropReason::ArgEmpty,
         DropReason::NoTarget,
         DropReason::ActionQueueFull,
         DropReason::ActionExpired,
@@ -145,6 +148,7 @@ impl DropReason {
             DropReason::InternalQueueFull => "internal_queue_full",
             DropReason::ReactionQueueFull => "reaction_queue_full",
             DropReason::ArgTooLong => "arg_too_long",
+            DropReason::ArgEmpty => "arg_empty",
             DropReason::NoTarget => "no_target",
             DropReason::ActionQueueFull => "action_queue_full",
             DropReason::ActionExpired => "action_expired",
@@ -158,6 +162,7 @@ impl DropReason {
             self,
             DropReason::ReactionQueueFull
                 | DropReason::ArgTooLong
+                | DropReason::ArgEmpty
                 | DropReason::NoTarget
                 | DropReason::ActionQueueFull
                 | DropReason::ActionExpired
