@@ -58,6 +58,20 @@ pub enum Error {
     /// A command-line `key=value` field without `=`.
     #[error("`{0}` is not a KEY=VALUE field")]
     NotAField(String),
+    /// A command-line field given twice.
+    #[error("field `{0}` is given more than once")]
+    DuplicateField(String),
+    /// The event could not be handed to a Manager in time.
+    #[error("no Manager took the event at {to} within {seconds} s; it was not sent")]
+    NotDelivered {
+        /// The events endpoint.
+        to: String,
+        /// The timeout.
+        seconds: f64,
+    },
+    /// The first Publisher could not start (its publish socket cannot be bound, say).
+    #[error("the publisher did not start: {0}")]
+    PublisherStart(String),
     /// `reflex demo` could not set up or keep its processes running.
     #[error("{0}")]
     Demo(String),

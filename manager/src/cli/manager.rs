@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::Error;
+use crate::daemon::DEFAULT_ACTION_TTL_S;
 use crate::daemon::{
     self, Config, DEFAULT_EVENTS, DEFAULT_ID, DEFAULT_METRICS, DEFAULT_PUBLISH, DEFAULT_QUEUE,
     DEFAULT_WATCH, DEFAULT_WORKERS,
@@ -30,14 +31,15 @@ pub struct ManagerArgs {
     #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_WATCH)]
     pub watch: String,
     /// The Manager-to-Publisher socket (PUSH, bound). Default:
-    /// `ipc://$TMPDIR/reflex-feed-<pid>.ipc`.
+    /// `ipc://$TMPDIR/reflex-manager-<pid>/feed.ipc` (a directory of mode 0700).
     #[arg(long, value_name = "ENDPOINT")]
     pub feed: Option<String>,
     /// Keep register state in DIR (snapshot and log), restored at start, so a restart or a
     /// crash loses no window, armed edge or cooldown; also where `manager.pid` is written.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
-    /// Address of the Prometheus endpoint (`GET /metrics`); `off` for none.
+    /// Address of the Prometheus endpoint (`GET /metrics`), the live dashboard (`GET /`) and
+    /// `POST /reload`; `off` for none.
     #[arg(long, value_name = "HOST:PORT", default_value = DEFAULT_METRICS)]
     pub metrics: String,
     /// Take events over HTTP on HOST:PORT: `POST /events` (JSON) and `POST /alertmanager`
@@ -60,14 +62,18 @@ pub struct ManagerArgs {
     #[arg(long, value_name = "PATH")]
     pub key: Option<PathBuf>,
     /// The allow-list: a directory of `<id>.pub` (an agent's public key) and `<id>.mac` (a
-    /// device's key) files. Messages from other sources, unsigned, forged or replayed ones are
-    /// dropped and counted.
+    /// device's key) files, and `<id>.token` files for `--http` and `POST /reload`. Messages
+    /// from other sources, unsigned, forged or replayed ones are dropped and counted.
     #[arg(long, value_name = "DIR")]
     pub trust: Option<PathBuf>,
     /// Lab mode: run without --key and --trust, accepting unauthenticated messages from
     /// sources without a key. Warned about loudly, and exposed as `reflex_insecure 1`.
     #[arg(long)]
     pub insecure: bool,
+    /// Seconds an action is valid: an Actor refuses it later, and the Manager reports it
+    /// expired (`/reflex/expired/<target>`) when no result came back by then.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_ACTION_TTL_S, value_parser = clap::value_parser!(u32).range(1..))]
+    pub action_ttl: u32,
     /// Partitioned deployment (NATS JetStream), boxed: most Managers do not use it.
     #[cfg(feature = "nats")]
     #[command(flatten)]
@@ -116,6 +122,7 @@ impl ManagerArgs {
             key: self.key.clone(),
             trust: self.trust.clone(),
             insecure: self.insecure,
+            action_ttl_ms: u64::from(self.action_ttl) * 1000,
         })
     }
 }
@@ -179,6 +186,6 @@ mod tests {
         let c = line.args.config().unwrap();
         let feed = c.feed_endpoint();
         assert!(feed.starts_with("ipc://"));
-        assert!(feed.ends_with(&format!("reflex-feed-{}.ipc", std::process::id())));
+        assert!(feed.ends_with(&format!("reflex-manager-{}/feed.ipc", std::process::id())));
     }
 }
