@@ -210,6 +210,8 @@ pub fn run(opts: GatewayOptions, shutdown: Arc<AtomicBool>) -> Result<GatewaySta
         .socket(zmq::SUB)
         .map_err(Error::zmq("create a SUB socket"))?;
     sub.set_linger(0).map_err(Error::zmq("set LINGER"))?;
+    sub.set_maxmsgsize(crate::actor::MAX_FRAME)
+        .map_err(Error::zmq("set MAXMSGSIZE"))?;
     crate::sender::set_reconnect(&sub)?;
     sub.connect(&opts.publisher).map_err(Error::zmq(format!(
         "connect to the publisher at {}",

@@ -271,3 +271,96 @@ fn an_agent_needs_its_keys_or_insecure() {
     let out = run(&["--id", "x", "--insecure", "--manager-key", public]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("exclude each other"));
 }
+
+/// Waits for the agent to exit by itself; returns whether it failed, and its log.
+fn exit_of(mut agent: Agent) -> (bool, String) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = agent.child.try_wait().unwrap() {
+            return (!status.success(), agent.log());
+        }
+        assert!(Instant::now() < deadline, "the agent kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_manager_key_others_may_rewrite_is_refused_at_start_with_the_chmod_to_run() {
+    let bus = Bus::new();
+    // The Manager's public key, rewritable by anyone: any local user could swap in their own.
+    let agent = Agent::start_with(&bus, "strict-1", "", SECURE, |dir| {
+        keys(dir);
+        std::fs::set_permissions(
+            dir.join("manager.pub"),
+            std::fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
+    });
+    let (failed, log) = exit_of(agent);
+    assert!(failed, "{log}");
+    assert!(
+        log.contains("manager.pub") && log.contains("chmod go-w"),
+        "{log}"
+    );
+    // The file is fine, but its directory lets anyone replace it.
+    let agent = Agent::start_with(&bus, "strict-2", "", SECURE, |dir| {
+        keys(dir);
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    });
+    let (failed, log) = exit_of(agent);
+    assert!(failed, "{log}");
+    assert!(log.contains("chmod go-w"), "{log}");
+}
+
+#[test]
+fn a_captured_action_replayed_after_the_actor_restarts_is_refused() {
+    let mut bus = Bus::new();
+    // The state directory outlives both runs of the Actor; what it runs lands there too.
+    let kept = reflex_tests::Scratch::new("actor-floor");
+    let state = kept.path().join("state");
+    let out = kept.path().display().to_string();
+    let yaml = format!("allow:\n  run:\n    - [touch, \"{out}/*\"]\n");
+    let flags: Vec<&str> = SECURE
+        .iter()
+        .copied()
+        .chain(["--state-dir", state.to_str().unwrap()])
+        .collect();
+    let start = |bus: &mut Bus| {
+        bus.subscriptions.clear();
+        let agent = Agent::start_with(bus, "floor-1", &yaml, &flags, keys);
+        bus.wait_subscribed(b"floor-1\0");
+        bus.wait_subscribed(b"*\0");
+        agent
+    };
+    let ran = |n: u64| kept.path().join(format!("ran-{n}"));
+    let first = start(&mut bus);
+    // The attacker records the signed action on the wire as it runs.
+    let captured = signed(&run_action(
+        1,
+        "floor-1",
+        &["touch", ran(1).to_str().unwrap()],
+    ));
+    publish(&bus, "floor-1", &captured);
+    assert!(bus.result(1).ok);
+    assert!(ran(1).exists());
+    std::fs::remove_file(ran(1)).unwrap();
+    drop(first);
+
+    // Restarted, well within the action's minute of validity: the copy is a replay.
+    let second = start(&mut bus);
+    publish(&bus, "floor-1", &captured);
+    publish(
+        &bus,
+        "floor-1",
+        &signed(&run_action(
+            2,
+            "floor-1",
+            &["touch", ran(2).to_str().unwrap()],
+        )),
+    );
+    assert!(bus.result(2).ok);
+    assert!(ran(2).exists());
+    assert!(!ran(1).exists(), "the captured action ran again");
+    let log = stop(second);
+    assert!(log.contains("replayed 1,"), "{log}");
+}

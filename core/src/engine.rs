@@ -1,25 +1,46 @@
 //! The evaluation engine: given an event and the time, update registers and report the rules
 //! that fire. No allocation, no panic, whatever the event.
 //!
-//! For every rulebook entry whose glob matches the event's tag, and every rule under it:
+//! One event is evaluated in three phases, so that the order of the rules in the rulebook
+//! never changes what fires:
 //!
-//! 1. The rule reads the event field named by its `field`. If the event lacks it, the rule is
-//!    not evaluated for this event; a value that is not a number (a string) is counted and
-//!    skipped likewise. Otherwise the value is pushed into the rule's register for the event's
-//!    group (its `group_by`: the source by default).
-//! 2. The rule's condition is `rule(register value, threshold)`; an empty window is false.
-//! 3. Chain links combine it, left to right, with the other rules' conditions for the same
-//!    group, each read from that rule's register as it stands now and combined with that
-//!    rule's own chain (`AND`, `OR`, `AND_NOT`).
-//! 4. Firing: `edge` (default) fires when the combined condition becomes true and re-arms when
-//!    it is false; `always` fires on every event that satisfies it. `cooldown` suppresses a
-//!    firing within that many milliseconds of the previous one for the same group.
+//! 1. **Samples.** For every rulebook entry whose glob matches the event's tag, and every rule
+//!    under it, the rule reads the event field named by its `field`. If the event lacks it, the
+//!    rule is not evaluated for this event (counted in [`Outcome::missing_field`]); a value that
+//!    is not a number (a string) is counted in [`Outcome::not_numeric`] and skipped likewise.
+//!    Otherwise the value is pushed into the rule's register for the event's group (its
+//!    `group_by`: the source by default). Before any sample enters, a rule whose window has
+//!    emptied re-arms if its combined condition is false (an empty window is false, so the
+//!    episode before it has ended unless a chained rule still holds it up).
+//! 2. **Decisions.** Every rule that took a sample is evaluated: its own condition is
+//!    `rule(register value, threshold)`, false when the window is empty; chain links combine
+//!    it, left to right, with the other rules' conditions for the same group, each read from
+//!    that rule's register as it stands after phase 1 and combined with that rule's own chain
+//!    (`AND`, `OR`, `AND_NOT`). Then every rule whose chain reads one of those rules (its
+//!    [dependents](Program::dependents_of)) and that took no sample itself is evaluated the
+//!    same way for the event's group, at most [`MAX_CHAINED_EVALUATIONS`] of them per event
+//!    (the rest are counted in [`Outcome::chain_bounded`]). Each rule is evaluated once.
+//! 3. **Commit.** Each evaluated rule remembers its register value (for
+//!    `rules.simple.changed`) and its slot is handed to the observer.
+//!
+//! Firing: `edge` (default) fires when the combined condition becomes true and re-arms when
+//! it is false; `always` fires on every evaluation that satisfies it; a `rules.simple.changed`
+//! rule is an episode of its own at every change, so it fires on every change. `cooldown`
+//! suppresses a firing within that many milliseconds of the previous one for the same group;
+//! an edge episode still true when the cooldown has passed fires at the first evaluation
+//! after it.
 
 use crate::event::Event;
 use crate::program::{ChainOp, Fire, GroupBy, Program, Rule};
+use crate::register::RegisterFn;
+use crate::rule::RuleFn;
 use crate::store::{GroupKey, Slot, Store};
 use crate::tag::TagIndex;
 use crate::value::Value;
+
+/// Most rules evaluated again for one event because their chain reads a rule that took a
+/// sample (phase 2 of [`evaluate`]); past it they are counted in [`Outcome::chain_bounded`].
+pub const MAX_CHAINED_EVALUATIONS: usize = 32;
 
 /// A rule that fired, handed to the caller's sink. Its reactions are
 /// `program.reactions_of(&program.rules[rule])`, rendered with a
@@ -28,9 +49,9 @@ use crate::value::Value;
 pub struct Firing<'e> {
     /// The rule, index into [`Program::rules`].
     pub rule: u32,
-    /// Its register value.
+    /// Its register value; NaN when its window is empty (it fired through its chain).
     pub register: f64,
-    /// The value the rule read from the event.
+    /// The value the rule read from the event, if the event has its field.
     pub value: Option<&'e Value>,
     /// The group whose register fired.
     pub group: &'e str,
@@ -53,8 +74,12 @@ impl<'e> Firing<'e> {
 pub struct Outcome {
     /// Rulebook entries whose glob matched the tag.
     pub entries: u32,
-    /// Rules evaluated.
+    /// Rules evaluated (those that took a sample and the chain dependents evaluated again).
     pub evaluated: u32,
+    /// Chain dependents evaluated again without a sample of their own.
+    pub chained: u32,
+    /// Chain dependents not evaluated because [`MAX_CHAINED_EVALUATIONS`] was reached.
+    pub chain_bounded: u32,
     /// Rules that fired.
     pub fired: u32,
     /// Rules skipped because the event lacked their field (or their group field).
@@ -102,7 +127,8 @@ pub struct Update<'a> {
     pub group: &'a str,
     /// The evaluation time, in milliseconds.
     pub time: u64,
-    /// The sample pushed into the window.
+    /// The sample pushed into the window; NaN when the rule was evaluated again for its
+    /// chain without a sample (pushing NaN changes no window).
     pub sample: f64,
     /// The slot as the evaluation left it.
     pub slot: &'a Slot,
@@ -130,8 +156,67 @@ impl Update<'_> {
     }
 }
 
-/// [`evaluate`], also calling `observe` with every slot the evaluation changed (before the
-/// rule's firing, if any, reaches `sink`).
+/// What the event holds for a rule.
+enum Read {
+    /// The field (or the group field) is absent.
+    Missing,
+    /// The field is not a number.
+    NotNumeric,
+    /// A sample for a group.
+    Sample(f64, GroupKey),
+}
+
+fn read(program: &Program<'_>, rule: &Rule, event: &Event) -> Read {
+    let Some(value) = event.get(program.str(rule.field)) else {
+        return Read::Missing;
+    };
+    let Some(number) = value.as_f64() else {
+        return Read::NotNumeric;
+    };
+    match group_key(program, rule, event) {
+        Some(group) => Read::Sample(number, group),
+        None => Read::Missing,
+    }
+}
+
+/// Calls `f` with every rule listed under an entry that matches the event's tag.
+fn for_each_matched_rule(
+    program: &Program<'_>,
+    event: &Event,
+    mut f: impl FnMut(u32, &Rule),
+) -> u32 {
+    let mut entries = 0;
+    TagIndex::new(*program).for_each_match(&event.tag, |entry| {
+        entries += 1;
+        let Some(entry) = program.entries.get(entry as usize) else {
+            return;
+        };
+        for &r in program.rules_of(entry) {
+            if let Some(rule) = program.rules.get(r as usize) {
+                f(r, rule);
+            }
+        }
+    });
+    entries
+}
+
+/// Whether rule `r` took a sample from this event in phase 1 (its entry matches, it has its
+/// field as a number, and its slot exists).
+fn took_sample<S: Store>(program: &Program<'_>, store: &S, event: &Event, r: u32) -> bool {
+    let mut listed = false;
+    for_each_matched_rule(program, event, |m, _| listed |= m == r);
+    let Some(rule) = program.rules.get(r as usize) else {
+        return false;
+    };
+    listed
+        && match read(program, rule, event) {
+            Read::Sample(_, group) => store.slot(r, &group).is_some(),
+            _ => false,
+        }
+}
+
+/// [`evaluate`], also calling `observe` with every slot the evaluation changed (after the
+/// firings have reached `sink`).
 pub fn evaluate_observed<S: Store>(
     program: &Program<'_>,
     store: &mut S,
@@ -141,111 +226,211 @@ pub fn evaluate_observed<S: Store>(
     mut observe: impl FnMut(Update<'_>),
 ) -> Outcome {
     let mut out = Outcome::default();
-    TagIndex::new(*program).for_each_match(&event.tag, |entry| {
-        out.entries += 1;
-        let Some(entry) = program.entries.get(entry as usize) else {
-            return;
-        };
-        for &r in program.rules_of(entry) {
-            if let Some(rule) = program.rules.get(r as usize) {
-                evaluate_rule(
-                    program,
-                    store,
-                    event,
-                    now_ms,
-                    r,
-                    rule,
-                    &mut out,
-                    &mut sink,
-                    &mut observe,
+
+    // Phase 1: a rule whose window has emptied re-arms when its combined condition, before
+    // this event, is false (read before any sample enters, so the order of rules does not
+    // matter); then every sample enters its register.
+    let mut chained_rules = false;
+    for_each_matched_rule(program, event, |_, rule| {
+        chained_rules |= !program.chain_of(rule).is_empty();
+    });
+    if chained_rules {
+        for_each_matched_rule(program, event, |r, rule| {
+            if program.chain_of(rule).is_empty() {
+                return;
+            }
+            let Read::Sample(_, group) = read(program, rule, event) else {
+                return;
+            };
+            let stale = store.slot(r, &group).is_some_and(|slot| {
+                slot.active && slot.window.value(RegisterFn::Count, now_ms).is_none()
+            });
+            let mut budget = crate::program::MAX_CHAIN + 1;
+            if stale && !standing_condition(program, store, event, now_ms, r, &mut budget) {
+                if let Ok(slot) = store.slot_mut(r, &group, rule.period_ms) {
+                    slot.active = false;
+                }
+            }
+        });
+    }
+    out.entries =
+        for_each_matched_rule(program, event, |r, rule| match read(program, rule, event) {
+            Read::Missing => out.missing_field += 1,
+            Read::NotNumeric => out.not_numeric += 1,
+            Read::Sample(number, group) => match store.slot_mut(r, &group, rule.period_ms) {
+                Ok(slot) => {
+                    if program.chain_of(rule).is_empty()
+                        && slot.window.value(RegisterFn::Count, now_ms).is_none()
+                    {
+                        slot.active = false;
+                    }
+                    slot.window.push(now_ms, number);
+                }
+                Err(_) => out.store_full += 1,
+            },
+        });
+
+    // Phase 2: the rules that took a sample decide, then their chain dependents.
+    let mut has_dependents = false;
+    for_each_matched_rule(program, event, |r, rule| {
+        if let Read::Sample(_, group) = read(program, rule, event) {
+            if store.slot(r, &group).is_some() {
+                decide(
+                    program, store, event, now_ms, r, rule, &group, &mut out, &mut sink,
                 );
+                has_dependents |= !program.dependents_of(rule).is_empty();
             }
         }
     });
+    let mut chained = [0u32; MAX_CHAINED_EVALUATIONS];
+    let mut chained_len = 0;
+    if has_dependents {
+        for_each_matched_rule(program, event, |r, rule| {
+            let deps = program.dependents_of(rule);
+            if deps.is_empty() || !took_sample(program, store, event, r) {
+                return;
+            }
+            for &d in deps {
+                if chained[..chained_len].contains(&d) || took_sample(program, store, event, d) {
+                    continue;
+                }
+                let Some(dep) = program.rules.get(d as usize) else {
+                    continue;
+                };
+                let Some(group) = group_key(program, dep, event) else {
+                    continue;
+                };
+                if chained_len == MAX_CHAINED_EVALUATIONS {
+                    out.chain_bounded += 1;
+                    continue;
+                }
+                chained[chained_len] = d;
+                chained_len += 1;
+                out.chained += 1;
+                decide(
+                    program, store, event, now_ms, d, dep, &group, &mut out, &mut sink,
+                );
+            }
+        });
+    }
+
+    // Phase 3: every evaluated rule remembers its register value, and is observed.
+    for_each_matched_rule(program, event, |r, rule| {
+        if let Read::Sample(number, group) = read(program, rule, event) {
+            commit(store, now_ms, r, rule, &group, number, &mut observe);
+        }
+    });
+    for &d in &chained[..chained_len] {
+        if let Some(dep) = program.rules.get(d as usize) {
+            if let Some(group) = group_key(program, dep, event) {
+                commit(store, now_ms, d, dep, &group, f64::NAN, &mut observe);
+            }
+        }
+    }
     out
 }
 
+/// Evaluates one rule for one group against the registers as they stand, updates its edge
+/// and cooldown state, and hands a firing to `sink`. Only the rule's own `active` and
+/// `last_fired` change: what other rules read (windows, `previous`) stays as it is.
 #[allow(clippy::too_many_arguments)]
-fn evaluate_rule<S: Store>(
+fn decide<S: Store>(
     program: &Program<'_>,
     store: &mut S,
     event: &Event,
     now_ms: u64,
     r: u32,
     rule: &Rule,
+    group: &str,
     out: &mut Outcome,
     sink: &mut impl FnMut(Firing<'_>),
-    observe: &mut impl FnMut(Update<'_>),
 ) {
-    let Some(value) = event.get(program.str(rule.field)) else {
-        out.missing_field += 1;
-        return;
-    };
-    let Some(number) = value.as_f64() else {
-        out.not_numeric += 1;
-        return;
-    };
-    let Some(group) = group_key(program, rule, event) else {
-        out.missing_field += 1;
-        return;
-    };
     out.evaluated += 1;
-
-    // Other rules' conditions first (read-only), then this rule's own slot.
-    let mut chained = [(ChainOp::And, false); crate::program::MAX_CHAIN];
-    let links = program.chain_of(rule);
+    let (register, mut cond) = own_condition(store, r, rule, group, now_ms);
     let mut budget = crate::program::MAX_CHAIN;
-    for (slot, link) in chained.iter_mut().zip(links) {
-        let holds = standing_condition(program, store, event, now_ms, link.rule, &mut budget);
-        *slot = (link.op, holds);
+    for link in program.chain_of(rule) {
+        let other = standing_condition(program, store, event, now_ms, link.rule, &mut budget);
+        cond = combine(link.op, cond, other);
     }
-
-    let slot = match store.slot_mut(r, &group, rule.period_ms) {
+    let slot = match store.slot_mut(r, group, rule.period_ms) {
         Ok(slot) => slot,
         Err(_) => {
             out.store_full += 1;
             return;
         }
     };
-    slot.window.push(now_ms, number);
-    let register = slot.window.value(rule.register, now_ms).unwrap_or(number);
-    let mut cond = rule.func.eval(register, rule.lo, rule.hi, slot.previous);
-    slot.previous = Some(register);
-    for &(op, other) in chained.iter().take(links.len()) {
-        cond = combine(op, cond, other);
-    }
-    let mut fire = match rule.fire {
-        Fire::Edge => cond && !slot.active,
-        Fire::Always => cond,
+    let armed = match rule.fire {
+        Fire::Edge => !slot.active || rule.func == RuleFn::Changed,
+        Fire::Always => true,
     };
-    slot.active = cond;
+    let mut fire = cond && armed;
+    let mut cooled = false;
     if fire && rule.cooldown_ms > 0 {
         if let Some(last) = slot.last_fired {
             if now_ms < last.saturating_add(u64::from(rule.cooldown_ms)) {
                 fire = false;
+                cooled = true;
                 out.cooled_down += 1;
             }
         }
     }
+    // A firing held back by the cooldown leaves the edge armed, so the episode fires at the
+    // first evaluation after the cooldown if it still holds.
+    slot.active = cond && !cooled;
     if fire {
         slot.last_fired = Some(now_ms);
-    }
-    observe(Update {
-        rule: r,
-        group: &group,
-        time: now_ms,
-        sample: number,
-        slot,
-    });
-    if fire {
         out.fired += 1;
         sink(Firing {
             rule: r,
-            register,
-            value: Some(value),
-            group: &group,
+            register: register.unwrap_or(f64::NAN),
+            value: event.get(program.str(rule.field)),
+            group,
         });
     }
+}
+
+/// Phase 3 for one rule: remembers the register value and observes the slot.
+fn commit<S: Store>(
+    store: &mut S,
+    now_ms: u64,
+    r: u32,
+    rule: &Rule,
+    group: &str,
+    sample: f64,
+    observe: &mut impl FnMut(Update<'_>),
+) {
+    // Only an existing slot: a store that was full made none, and that is counted already.
+    if store.slot(r, group).is_none() {
+        return;
+    }
+    let Ok(slot) = store.slot_mut(r, group, rule.period_ms) else {
+        return;
+    };
+    slot.previous = slot.window.value(rule.register, now_ms);
+    observe(Update {
+        rule: r,
+        group,
+        time: now_ms,
+        sample,
+        slot,
+    });
+}
+
+/// A rule's own condition for a group: its register value (`None` when the window is empty)
+/// and whether `rule(value, threshold)` holds (false when empty).
+fn own_condition<S: Store>(
+    store: &S,
+    r: u32,
+    rule: &Rule,
+    group: &str,
+    now_ms: u64,
+) -> (Option<f64>, bool) {
+    let Some(slot) = store.slot(r, group) else {
+        return (None, false);
+    };
+    let value = slot.window.value(rule.register, now_ms);
+    let holds = value.is_some_and(|v| rule.func.eval(v, rule.lo, rule.hi, slot.previous));
+    (value, holds)
 }
 
 /// The current condition of a chained rule for the event's group: its register as it stands
@@ -267,13 +452,8 @@ fn standing_condition<S: Store>(
     let Some(rule) = program.rules.get(r as usize) else {
         return false;
     };
-    let mut cond = group_key(program, rule, event).is_some_and(|g| {
-        store.slot(r, &g).is_some_and(|s| {
-            s.window
-                .value(rule.register, now_ms)
-                .is_some_and(|v| rule.func.eval(v, rule.lo, rule.hi, s.previous))
-        })
-    });
+    let mut cond = group_key(program, rule, event)
+        .is_some_and(|g| own_condition(store, r, rule, &g, now_ms).1);
     for link in program.chain_of(rule) {
         let other = standing_condition(program, store, event, now_ms, link.rule, budget);
         cond = combine(link.op, cond, other);
@@ -301,6 +481,11 @@ fn group_key(program: &Program<'_>, rule: &Rule, event: &Event) -> Option<GroupK
             let v = event.get(program.str(name))?;
             write!(key, "{v}").ok()?;
         }
+        GroupBy::SourceField(name) => {
+            use core::fmt::Write;
+            let v = event.get(program.str(name))?;
+            write!(key, "{}/{v}", event.source).ok()?;
+        }
     }
     Some(key)
 }
@@ -325,6 +510,7 @@ mod tests {
         entry_rules: Vec<u32>,
         rules: Vec<Rule>,
         chain: Vec<ChainLink>,
+        dependents: Vec<u32>,
         index: Vec<IndexSlot>,
         lens: [u64; 2],
         table: Vec<u32>,
@@ -353,8 +539,15 @@ mod tests {
                 fire: Fire::Edge,
                 cooldown_ms: 0,
                 chain: Span::default(),
+                dependents: Span::default(),
                 reactions: Span::default(),
             }
+        }
+
+        fn reaches(&self, from: usize, to: u32) -> bool {
+            self.chain[self.rules[from].chain.range()]
+                .iter()
+                .any(|l| l.rule == to || self.reaches(l.rule as usize, to))
         }
 
         fn entry(&mut self, pattern: &str, rules: Vec<Rule>, links: &[Vec<ChainLink>]) {
@@ -379,6 +572,21 @@ mod tests {
         }
 
         fn build(&mut self) -> Program<'_> {
+            // Dependents: every rule whose chain reaches the rule, directly or not.
+            let n = self.rules.len();
+            self.dependents.clear();
+            for t in 0..n {
+                let start = self.dependents.len() as u32;
+                for r in 0..n {
+                    if r != t && self.reaches(r, t as u32) {
+                        self.dependents.push(r as u32);
+                    }
+                }
+                self.rules[t].dependents = Span {
+                    start,
+                    len: self.dependents.len() as u32 - start,
+                };
+            }
             self.index = std::vec![IndexSlot { prefix: StrRef::default(), entry: 0, literal: false }; self.entries.len()];
             self.lens =
                 crate::tag::build_index(&self.strings, &self.entries, &mut self.index).unwrap();
@@ -397,6 +605,7 @@ mod tests {
                 entry_rules: &self.entry_rules,
                 rules: &self.rules,
                 chain: &self.chain,
+                dependents: &self.dependents,
                 reactions: &[],
                 args: &[],
                 segments: &[],
@@ -474,9 +683,11 @@ mod tests {
         b.entry("/client/load/*", std::vec![load, io], &[link]);
         let p = b.build();
         let mut store = MapStore::new(100);
-        // io high alone: io_avg fires itself, and load_avg (OR io_avg) fires on its next event.
-        assert_eq!(fired(&p, &mut store, &ev("h", "io_avg", 50.0), 0), [1]);
-        assert_eq!(fired(&p, &mut store, &ev("h", "load_avg", 1.0), 100), [0]);
+        // io high alone: io_avg fires, and load_avg (OR io_avg) is evaluated again and fires
+        // with it, though the event has no load_avg.
+        assert_eq!(fired(&p, &mut store, &ev("h", "io_avg", 50.0), 0), [1, 0]);
+        // Still true: the edge holds.
+        assert!(fired(&p, &mut store, &ev("h", "load_avg", 1.0), 100).is_empty());
         // The same host's other group sees nothing.
         assert!(fired(&p, &mut store, &ev("g", "load_avg", 1.0), 100).is_empty());
     }
@@ -501,8 +712,8 @@ mod tests {
         b.entry("/client/load/*", std::vec![a, m, c], &links);
         let p = b.build();
         let mut store = MapStore::new(100);
-        assert_eq!(fired(&p, &mut store, &ev("h", "c", 1.0), 0), [2]);
-        assert_eq!(fired(&p, &mut store, &ev("h", "a", -1.0), 10), [0]);
+        assert_eq!(fired(&p, &mut store, &ev("h", "c", 1.0), 0), [2, 0, 1]);
+        assert!(fired(&p, &mut store, &ev("h", "a", -1.0), 10).is_empty());
     }
 
     #[test]
@@ -580,5 +791,289 @@ mod tests {
         assert_eq!(fired(&p, &mut store, &ev("a", "x", 1.0), 0), [0]);
         let out = evaluate(&p, &mut store, &ev("b", "x", 1.0), 0, |_| {});
         assert_eq!(out.store_full, 1);
+    }
+
+    #[test]
+    fn one_event_with_both_fields_fires_the_chain_whatever_the_order() {
+        // load_avg OR io_avg, as rules/examples/load.yml writes it, in both orders.
+        for io_first in [false, true] {
+            let mut b = Builder::default();
+            let load = b.rule("load_avg", RuleFn::Gt, 20.0, RegisterFn::Avg);
+            let io = b.rule("io_avg", RuleFn::Gt, 20.0, RegisterFn::Avg);
+            let (rules, links, load_ix) = if io_first {
+                let l = std::vec![
+                    std::vec![],
+                    std::vec![ChainLink {
+                        op: ChainOp::Or,
+                        rule: 0
+                    }]
+                ];
+                (std::vec![io, load], l, 1)
+            } else {
+                let l = std::vec![std::vec![ChainLink {
+                    op: ChainOp::Or,
+                    rule: 1
+                }]];
+                (std::vec![load, io], l, 0)
+            };
+            b.entry("/client/load/*", rules, &links);
+            let p = b.build();
+            let mut store = MapStore::new(100);
+            let mut e = ev("h", "load_avg", 1.0);
+            e.push("io_avg", Value::Float(50.0)).unwrap();
+            let mut got = fired(&p, &mut store, &e, 0);
+            got.sort();
+            assert_eq!(got, [0, 1], "io first: {io_first}");
+            let names: Vec<&str> = got
+                .iter()
+                .map(|&r| p.str(p.rules[r as usize].name))
+                .collect();
+            assert!(names.contains(&"load_avg"), "{load_ix}");
+        }
+    }
+
+    #[test]
+    fn an_empty_window_rearms_the_edge() {
+        let mut b = Builder::default();
+        let r = b.rule("x", RuleFn::Gt, 10.0, RegisterFn::Avg);
+        b.entry("/client/load/*", std::vec![r], &[]);
+        let p = b.build();
+        let mut store = MapStore::new(100);
+        assert_eq!(fired(&p, &mut store, &ev("h", "x", 50.0), 0), [0]);
+        assert!(fired(&p, &mut store, &ev("h", "x", 50.0), 1_000).is_empty());
+        // Silent past the window (10 s), then high again: a new episode.
+        assert_eq!(fired(&p, &mut store, &ev("h", "x", 50.0), 30_000), [0]);
+    }
+
+    #[test]
+    fn an_empty_window_is_false_in_a_chain_too() {
+        let mut b = Builder::default();
+        let a = b.rule("a", RuleFn::Gt, 10.0, RegisterFn::Last);
+        let m = b.rule("m", RuleFn::Gt, 10.0, RegisterFn::Last);
+        let link = std::vec![ChainLink {
+            op: ChainOp::Or,
+            rule: 1
+        }];
+        b.entry("/client/load/*", std::vec![a, m], &[link]);
+        let p = b.build();
+        let mut store = MapStore::new(100);
+        // m high: a fires through its chain.
+        assert_eq!(fired(&p, &mut store, &ev("h", "m", 50.0), 0), [1, 0]);
+        // Both silent past the window; then a low sample: a is false and re-armed...
+        assert!(fired(&p, &mut store, &ev("h", "a", 1.0), 30_000).is_empty());
+        // ...so m high again fires both again.
+        assert_eq!(fired(&p, &mut store, &ev("h", "m", 50.0), 31_000), [1, 0]);
+    }
+
+    #[test]
+    fn an_episode_still_true_after_the_cooldown_fires_at_the_next_evaluation() {
+        let mut b = Builder::default();
+        let mut r = b.rule("x", RuleFn::Gt, 10.0, RegisterFn::Last);
+        r.cooldown_ms = 5_000;
+        b.entry("/client/load/*", std::vec![r], &[]);
+        let p = b.build();
+        let mut store = MapStore::new(100);
+        assert_eq!(fired(&p, &mut store, &ev("h", "x", 50.0), 0), [0]);
+        assert!(fired(&p, &mut store, &ev("h", "x", 1.0), 1_000).is_empty());
+        // A new episode begins within the cooldown: held back...
+        assert!(fired(&p, &mut store, &ev("h", "x", 50.0), 2_000).is_empty());
+        assert!(fired(&p, &mut store, &ev("h", "x", 50.0), 4_999).is_empty());
+        // ...and fires at the first evaluation after the cooldown, once.
+        assert_eq!(fired(&p, &mut store, &ev("h", "x", 50.0), 5_000), [0]);
+        assert!(fired(&p, &mut store, &ev("h", "x", 50.0), 6_000).is_empty());
+    }
+
+    #[test]
+    fn changed_fires_on_every_change() {
+        let mut b = Builder::default();
+        let r = b.rule("state", RuleFn::Changed, 0.0, RegisterFn::Last);
+        b.entry("/client/load/*", std::vec![r], &[]);
+        let p = b.build();
+        let mut store = MapStore::new(100);
+        let at = |store: &mut MapStore, v: f64, t: u64| fired(&p, store, &ev("h", "state", v), t);
+        assert!(at(&mut store, 1.0, 0).is_empty());
+        assert_eq!(at(&mut store, 2.0, 100), [0]);
+        assert_eq!(at(&mut store, 3.0, 200), [0]);
+        assert!(at(&mut store, 3.0, 300).is_empty());
+        assert_eq!(at(&mut store, 1.0, 400), [0]);
+    }
+
+    #[test]
+    fn chained_evaluations_are_bounded_and_counted() {
+        let mut b = Builder::default();
+        let base = b.rule("base", RuleFn::Gt, 0.0, RegisterFn::Last);
+        let mut rules = std::vec![base];
+        let mut links = std::vec![std::vec![]];
+        for i in 0..MAX_CHAINED_EVALUATIONS + 3 {
+            let name = std::format!("d{i}");
+            rules.push(b.rule(&name, RuleFn::Gt, 0.0, RegisterFn::Last));
+            links.push(std::vec![ChainLink {
+                op: ChainOp::Or,
+                rule: 0
+            }]);
+        }
+        b.entry("/client/load/*", rules, &links);
+        let p = b.build();
+        let mut store = MapStore::new(1_000);
+        let out = evaluate(&p, &mut store, &ev("h", "base", 1.0), 0, |_| {});
+        assert_eq!(out.chained as usize, MAX_CHAINED_EVALUATIONS);
+        assert_eq!(out.chain_bounded, 3);
+        assert_eq!(out.fired as usize, 1 + MAX_CHAINED_EVALUATIONS);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Five rules on one entry: a OR b, b, c AND_NOT a, d AND c, e (always, cooldown).
+        fn rules(b: &mut Builder) -> Vec<(Rule, Vec<(ChainOp, &'static str)>)> {
+            let mut a = b.rule("a", RuleFn::Gt, 10.0, RegisterFn::Avg);
+            a.period_ms = 5_000;
+            let m = b.rule("b", RuleFn::Ge, 5.0, RegisterFn::Max);
+            let c = b.rule("c", RuleFn::Lt, 3.0, RegisterFn::Last);
+            let d = b.rule("d", RuleFn::Changed, 0.0, RegisterFn::Last);
+            let mut e = b.rule("e", RuleFn::Gt, 1.0, RegisterFn::Sum);
+            e.fire = Fire::Always;
+            e.cooldown_ms = 1_500;
+            std::vec![
+                (a, std::vec![(ChainOp::Or, "b")]),
+                (m, std::vec![]),
+                (c, std::vec![(ChainOp::AndNot, "a")]),
+                (d, std::vec![(ChainOp::And, "c")]),
+                (e, std::vec![]),
+            ]
+        }
+
+        const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+        /// One event: time, source number, and (rule field, value) pairs.
+        type Step = (u64, u8, Vec<(usize, f64)>);
+
+        /// The firings (rule name, source) of each event, with the rules in `order`.
+        fn run(order: &[usize], events: &[Step]) -> Vec<Vec<(String, String)>> {
+            let mut b = Builder::default();
+            let all = rules(&mut b);
+            let position =
+                |name: &str| order.iter().position(|&i| NAMES[i] == name).unwrap() as u32;
+            let mut rules = Vec::new();
+            let mut links = Vec::new();
+            for &i in order {
+                let (rule, chain) = all[i].clone();
+                rules.push(rule);
+                links.push(
+                    chain
+                        .iter()
+                        .map(|&(op, n)| ChainLink {
+                            op,
+                            rule: position(n),
+                        })
+                        .collect(),
+                );
+            }
+            b.entry("/client/load/*", rules, &links);
+            let p = b.build();
+            let mut store = MapStore::new(1_000);
+            let mut per_event = Vec::new();
+            for (t, source, fields) in events {
+                let source = std::format!("h{source}");
+                let mut e = Event::new(&std::format!("/client/load/{source}"), &source).unwrap();
+                for &(f, v) in fields {
+                    if e.get(NAMES[f]).is_none() {
+                        e.push(NAMES[f], Value::Float(v)).unwrap();
+                    }
+                }
+                let mut got = Vec::new();
+                evaluate(&p, &mut store, &e, *t, |f| {
+                    got.push((
+                        p.str(p.rules[f.rule as usize].name).to_string(),
+                        f.group.to_string(),
+                    ))
+                });
+                got.sort();
+                per_event.push(got);
+            }
+            per_event
+        }
+
+        fn events() -> impl Strategy<Value = Vec<Step>> {
+            proptest::collection::vec(
+                (
+                    0u64..3_000,
+                    0u8..2,
+                    proptest::collection::vec((0usize..5, 0.0f64..20.0), 0..4),
+                ),
+                1..40,
+            )
+            .prop_map(|steps| {
+                let mut t = 0;
+                steps
+                    .into_iter()
+                    .map(|(dt, s, f)| {
+                        t += dt;
+                        (t, s, f)
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            #[test]
+            fn any_order_of_the_rules_gives_the_same_firings(
+                events in events(),
+                order in Just(std::vec![0usize, 1, 2, 3, 4]).prop_shuffle(),
+            ) {
+                let reference = run(&[0, 1, 2, 3, 4], &events);
+                prop_assert_eq!(run(&order, &events), reference);
+            }
+
+            /// One rule `x > 10` over `last`, edge with a cooldown, against a model written
+            /// from the documented semantics: the latest sample is in the window until
+            /// `BUCKETS` bucket-widths have passed; an empty window is false and re-arms; an
+            /// episode held back by the cooldown fires at the first evaluation after it.
+            #[test]
+            fn edge_cooldown_and_empty_windows_follow_the_model(
+                steps in proptest::collection::vec((0u64..4_000, proptest::option::of(0.0f64..20.0)), 1..60),
+                cooldown in 0u32..6_000,
+            ) {
+                let mut b = Builder::default();
+                let mut r = b.rule("x", RuleFn::Gt, 10.0, RegisterFn::Last);
+                r.cooldown_ms = cooldown;
+                b.entry("/client/load/*", std::vec![r], &[]);
+                let p = b.build();
+                let width = 10_000 / crate::register::BUCKETS as u64;
+                let mut store = MapStore::new(10);
+                // The model's state.
+                let (mut latest, mut active, mut last_fired) = (None::<u64>, false, None::<u64>);
+                let mut t = 0;
+                for (dt, sample) in steps {
+                    t += dt;
+                    let mut e = Event::new("/client/load/h", "h").unwrap();
+                    if let Some(v) = sample {
+                        e.push("x", Value::Float(v)).unwrap();
+                    }
+                    let got = fired(&p, &mut store, &e, t);
+                    let Some(v) = sample else {
+                        prop_assert!(got.is_empty());
+                        continue;
+                    };
+                    let live = latest.is_some_and(|l: u64| l / width + crate::register::BUCKETS as u64 > t / width);
+                    if !live {
+                        active = false;
+                    }
+                    latest = Some(t);
+                    let cond = v > 10.0;
+                    let cooled = last_fired.is_some_and(|l| cooldown > 0 && t < l + u64::from(cooldown));
+                    let fire = cond && !active && !cooled;
+                    // Latched while true; an episode held back by the cooldown stays armed.
+                    active = cond && (active || fire);
+                    if fire {
+                        last_fired = Some(t);
+                    }
+                    prop_assert_eq!(!got.is_empty(), fire, "t={} v={}", t, v);
+                }
+            }
+        }
     }
 }

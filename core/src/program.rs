@@ -72,6 +72,9 @@ pub enum GroupBy {
     Tag,
     /// A data field's value.
     Field(StrRef),
+    /// The event's source and a data field's value (`group_by: [source, FIELD]`): one window
+    /// per host and, say, service.
+    SourceField(StrRef),
     /// One window for all events.
     Nothing,
 }
@@ -130,6 +133,9 @@ pub struct Rule {
     pub cooldown_ms: u32,
     /// Indices into [`Program::chain`].
     pub chain: Span,
+    /// Indices into [`Program::dependents`]: the rules whose condition reads this rule's
+    /// through their chains, directly or through other chained rules.
+    pub dependents: Span,
     /// Indices into [`Program::reactions`].
     pub reactions: Span,
 }
@@ -208,6 +214,8 @@ pub struct Program<'a> {
     pub rules: &'a [Rule],
     /// All chain links.
     pub chain: &'a [ChainLink],
+    /// Rule indices listed as the dependents of rules (see [`Rule::dependents`]).
+    pub dependents: &'a [u32],
     /// All reactions.
     pub reactions: &'a [Reaction],
     /// All reaction arguments.
@@ -225,7 +233,8 @@ pub struct Context<'e> {
     pub rule: u32,
     /// The value the rule read from the event, if it had one.
     pub value: Option<&'e Value>,
-    /// The rule's register value.
+    /// The rule's register value; NaN when its window is empty (it fired through its
+    /// chain), which renders as nothing.
     pub register: f64,
 }
 
@@ -252,6 +261,12 @@ impl<'a> Program<'a> {
     /// A rule's chain links.
     pub fn chain_of(&self, rule: &Rule) -> &'a [ChainLink] {
         self.chain.get(rule.chain.range()).unwrap_or(&[])
+    }
+
+    /// The rules whose chains read `rule`'s condition, directly or through other chained
+    /// rules, in rule order: the rules to evaluate again when `rule`'s register changes.
+    pub fn dependents_of(&self, rule: &Rule) -> &'a [u32] {
+        self.dependents.get(rule.dependents.range()).unwrap_or(&[])
     }
 
     /// A reaction's arguments.
@@ -340,7 +355,7 @@ impl<'a> Program<'a> {
         }
         for r in self.rules {
             let group_ok = match r.group_by {
-                GroupBy::Field(f) => s_ok(f),
+                GroupBy::Field(f) | GroupBy::SourceField(f) => s_ok(f),
                 _ => true,
             };
             if !s_ok(r.name)
@@ -348,6 +363,7 @@ impl<'a> Program<'a> {
                 || !group_ok
                 || !span_ok(r.chain, self.chain.len())
                 || r.chain.len as usize > MAX_CHAIN
+                || !span_ok(r.dependents, self.dependents.len())
                 || !span_ok(r.reactions, self.reactions.len())
             {
                 return Err(Error::ProgramCorrupt);
@@ -356,7 +372,9 @@ impl<'a> Program<'a> {
         if self
             .chain
             .iter()
-            .any(|c| c.rule as usize >= self.rules.len())
+            .map(|c| c.rule)
+            .chain(self.dependents.iter().copied())
+            .any(|r| r as usize >= self.rules.len())
         {
             return Err(Error::ProgramCorrupt);
         }
@@ -399,7 +417,11 @@ impl<'a> Program<'a> {
                         write!(out, "{v}")?;
                     }
                 }
-                Segment::Register => write!(out, "{}", ctx.register)?,
+                Segment::Register => {
+                    if ctx.register.is_finite() {
+                        write!(out, "{}", ctx.register)?
+                    }
+                }
                 Segment::RuleName => {
                     let name = self.rules.get(ctx.rule as usize).map(|r| r.name);
                     out.write_str(name.map(|n| self.str(n)).unwrap_or(""))?
@@ -422,7 +444,8 @@ impl<'a> Program<'a> {
                 .get(self.str(*name))
                 .cloned()
                 .unwrap_or(Value::Str(Str::new()))),
-            [Segment::Register] => Ok(Value::Float(ctx.register)),
+            [Segment::Register] if ctx.register.is_finite() => Ok(Value::Float(ctx.register)),
+            [Segment::Register] => Ok(Value::Str(Str::new())),
             [Segment::Time] => Ok(Value::Int(ctx.event.time as i64)),
             _ => {
                 let mut text = Str::new();
@@ -447,6 +470,7 @@ pub struct ProgramBuf<const S: usize, const N: usize> {
     entry_rules: heapless::Vec<u32, N>,
     rules: heapless::Vec<Rule, N>,
     chain: heapless::Vec<ChainLink, N>,
+    dependents: heapless::Vec<u32, N>,
     reactions: heapless::Vec<Reaction, N>,
     args: heapless::Vec<Arg, N>,
     segments: heapless::Vec<Segment, N>,
@@ -471,6 +495,7 @@ impl<const S: usize, const N: usize> ProgramBuf<S, N> {
             entry_rules: &self.entry_rules,
             rules: &self.rules,
             chain: &self.chain,
+            dependents: &self.dependents,
             reactions: &self.reactions,
             args: &self.args,
             segments: &self.segments,

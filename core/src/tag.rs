@@ -436,7 +436,7 @@ mod tests {
             for prefix_table in [&table[..], &[]] {
                 let program = Program {
                     strings: &strings, entries: &entries, index: &slots, prefix_lens: lens,
-                    prefix_table, entry_rules: &[], rules: &[], chain: &[], reactions: &[],
+                    prefix_table, entry_rules: &[], rules: &[], chain: &[], dependents: &[], reactions: &[],
                     args: &[], segments: &[],
                 };
                 prop_assert!(program.validate().is_ok());

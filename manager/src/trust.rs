@@ -50,6 +50,10 @@ impl Source {
 pub struct Trust {
     sources: HashMap<String, Source>,
     insecure: bool,
+    /// Whether the sources whose windows moved are noted, for persistence.
+    tracking: bool,
+    /// Sources whose window moved since [`Trust::take_moved`] was last called.
+    moved: HashSet<String>,
     logged: HashSet<(String, DropReason)>,
     logged_full: bool,
 }
@@ -65,9 +69,12 @@ impl Trust {
 
     /// Loads every `<id>.pub` and `<id>.mac` of `dir`. Files starting with `.` are skipped; a
     /// secret Ed25519 key, a file of another kind, an exposed `.mac` file or an id that is
-    /// not a valid source id is an error.
+    /// not a valid source id is an error. So is, as ssh's StrictModes, a directory or a key
+    /// file that users other than its owner may write: a sticky bit does not excuse the
+    /// directory, since a file anyone adds to it is a key the Manager would trust.
     pub fn load(dir: &Path, insecure: bool) -> Result<Trust, Error> {
         let mut trust = Trust::new(insecure);
+        check_trust_dir(dir)?;
         let entries = std::fs::read_dir(dir)
             .map_err(|e| Error::io(format!("read the trust directory {}", dir.display()), e))?;
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -82,10 +89,12 @@ impl Trust {
             let (id, expected) = match file.rsplit_once('.') {
                 Some((id, crate::host::keyfiles::PUBLIC_EXT)) => (id, KeyKind::Ed25519Public),
                 Some((id, crate::host::keyfiles::MAC_EXT)) => (id, KeyKind::Mac),
+                // HTTP bearer tokens, read by the HTTP endpoints.
+                Some((_, crate::host::keyfiles::TOKEN_EXT)) => continue,
                 _ => {
                     return Err(Error::Auth(format!(
-                        "{}: the trust directory holds only <id>.pub (an agent's public key) \
-                         and <id>.mac (a device's key) files",
+                        "{}: the trust directory holds only <id>.pub (an agent's public key), \
+                         <id>.mac (a device's key) and <id>.token (an HTTP token) files",
                         path.display()
                     )));
                 }
@@ -130,6 +139,35 @@ impl Trust {
                 window: ReplayWindow::new(),
             },
         );
+    }
+
+    /// Starts noting the sources whose replay window moves, for [`Trust::take_moved`], after
+    /// restoring the highest sequence numbers kept by an earlier run (`highest`, by source):
+    /// a listed source then accepts only numbers above its kept one. Kept numbers of sources
+    /// no longer listed are ignored. Returns how many windows were restored.
+    pub fn persist_windows(&mut self, highest: &HashMap<String, u64>) -> usize {
+        self.tracking = true;
+        let mut restored = 0;
+        for (id, source) in &mut self.sources {
+            if let Some(&h) = highest.get(id) {
+                source.window = ReplayWindow::after(h);
+                restored += 1;
+            }
+        }
+        restored
+    }
+
+    /// The highest sequence number accepted from each source whose window moved since the
+    /// last call.
+    pub fn take_moved(&mut self) -> Vec<(String, u64)> {
+        let moved = std::mem::take(&mut self.moved);
+        moved
+            .into_iter()
+            .filter_map(|id| {
+                let h = self.sources.get(&id)?.window.highest()?;
+                Some((id, h))
+            })
+            .collect()
     }
 
     /// How many sources are allow-listed.
@@ -218,10 +256,16 @@ impl Trust {
                 ),
             ));
         }
+        let before = source.window.highest();
         source
             .window
             .accept(body.seq())
-            .map_err(|r| (DropReason::Replay, format!("seq {}: {r}", body.seq())))
+            .map_err(|r| (DropReason::Replay, format!("seq {}: {r}", body.seq())))?;
+        if self.tracking && source.window.highest() != before && !self.moved.contains(body.source())
+        {
+            self.moved.insert(body.source().to_owned());
+        }
+        Ok(())
     }
 
     fn log_once(&mut self, body: &Body, reason: DropReason, why: &str) {
@@ -247,6 +291,24 @@ impl Trust {
         );
         self.logged.insert(key);
     }
+}
+
+/// Refuses a trust directory that users other than its owner may write, with the `chmod` that
+/// fixes it.
+fn check_trust_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| Error::io(format!("read the trust directory {}", dir.display()), e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(Error::Auth(format!(
+            "{}: the trust directory is writable by other users (mode {mode:04o}), who could \
+             add their own keys to it; run `chmod go-w {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// How the Manager authenticates: its signer, its allow-list, and whether it runs insecure.

@@ -46,8 +46,44 @@ pub const DEFAULT_REGISTER: &str = "register.aggregate.last";
 /// The window used when a rule gives no `period`, in seconds.
 pub const DEFAULT_PERIOD_S: u32 = 60;
 
+/// Largest rulebook file read, in bytes; a larger one is refused with the limit.
+pub const MAX_RULEBOOK_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads one rulebook file: only a regular file (not a device such as `/dev/zero`, nor a FIFO,
+/// which would block), and at most [`MAX_RULEBOOK_FILE_BYTES`], even if it grows meanwhile.
+fn read_rulebook_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file; a rulebook is a file or a directory of files",
+        ));
+    }
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {MAX_RULEBOOK_FILE_BYTES} bytes, the most a rulebook file may hold"
+            ),
+        )
+    };
+    if meta.len() > MAX_RULEBOOK_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_RULEBOOK_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_RULEBOOK_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
+}
+
 /// Compiles a rulebook file, or every `*.yml` / `*.yaml` file directly inside a directory
 /// (sorted by name, merged into one rulebook). Every error is reported, not just the first.
+/// Only regular files are read, each at most [`MAX_RULEBOOK_FILE_BYTES`].
 pub fn compile_path(path: &Path, catalog: &Catalog) -> Result<Compiled, Errors> {
     let shown = path.display().to_string();
     let io = |file: String, e: std::io::Error| {
@@ -83,7 +119,7 @@ pub fn compile_path(path: &Path, catalog: &Catalog) -> Result<Compiled, Errors> 
     let mut errors = Vec::new();
     for f in files {
         let name = f.display().to_string();
-        match std::fs::read_to_string(&f) {
+        match read_rulebook_file(&f) {
             Ok(text) => sources.push((name, text)),
             Err(e) => errors.extend(io(name, e).0),
         }
@@ -201,6 +237,7 @@ impl<'c> Compiler<'c> {
                 entry_rules: Vec::new(),
                 rules: Vec::new(),
                 chain: Vec::new(),
+                dependents: Vec::new(),
                 reactions: Vec::new(),
                 args: Vec::new(),
                 segments: Vec::new(),
@@ -506,6 +543,26 @@ impl<'c> Compiler<'c> {
         let field = self.str(field);
         let group_by = match group_by {
             None => GroupBy::Source,
+            Some(node) if node.seq().is_some() => match node.seq().unwrap_or(&[]) {
+                [first, field] if first.scalar() == Some("source") => {
+                    match self.field_name(field, "group_by") {
+                        Some(f) => GroupBy::SourceField(self.str(f)),
+                        None => GroupBy::Source,
+                    }
+                }
+                _ => {
+                    self.error(
+                        node.pos,
+                        Error::BadValue {
+                            what: "group_by".into(),
+                            problem: "as a list must be `[source, FIELD]`: one window per \
+                                          source and value of FIELD"
+                                .into(),
+                        },
+                    );
+                    GroupBy::Source
+                }
+            },
             Some(node) => match self.field_name(node, "group_by") {
                 Some("source") | None => GroupBy::Source,
                 Some("tag") => GroupBy::Tag,
@@ -563,6 +620,7 @@ impl<'c> Compiler<'c> {
             fire,
             cooldown_ms,
             chain: Span::default(),
+            dependents: Span::default(),
             reactions,
         }
     }
@@ -1065,6 +1123,7 @@ impl<'c> Compiler<'c> {
             }
             graph.push(out);
         }
+        self.check_chain_groups(&graph);
         let in_cycle = self.find_cycles(&graph);
         let reach = chain_reach(&graph, &in_cycle);
         for (r, ((_, chain_at), links)) in pending.iter().zip(&graph).enumerate() {
@@ -1089,6 +1148,73 @@ impl<'c> Compiler<'c> {
                     rule: to_u32(target),
                 }));
             self.out.rules[r].chain = span(start, links.len());
+        }
+        if !in_cycle.contains(&true) {
+            self.fill_dependents(&graph);
+        }
+    }
+
+    /// Refuses chain links whose two rules group their registers differently: the link is
+    /// read for the event's group of the owner, which the other rule's registers never hold.
+    /// A link to a `group_by: none` rule reads its one window and always lines up.
+    fn check_chain_groups(&mut self, graph: &[Vec<Link>]) {
+        let p = self.out.program();
+        let mut found = Vec::new();
+        for (r, links) in graph.iter().enumerate() {
+            let (a, name) = (&self.out.rules[r], p.str(self.out.rules[r].name));
+            for &(_, t, file, pos) in links {
+                let b = &self.out.rules[t];
+                let same = match (a.group_by, b.group_by) {
+                    (_, GroupBy::Nothing) => true,
+                    (GroupBy::Field(x), GroupBy::Field(y))
+                    | (GroupBy::SourceField(x), GroupBy::SourceField(y)) => p.str(x) == p.str(y),
+                    (x, y) => x == y,
+                };
+                if !same {
+                    let written = |g: GroupBy| match g {
+                        GroupBy::Source => "source".to_string(),
+                        GroupBy::Tag => "tag".to_string(),
+                        GroupBy::Nothing => "none".to_string(),
+                        GroupBy::Field(f) => p.str(f).to_string(),
+                        GroupBy::SourceField(f) => format!("[source, {}]", p.str(f)),
+                    };
+                    found.push((
+                        file,
+                        pos,
+                        Error::ChainGroupMismatch {
+                            rule: name.to_string(),
+                            rule_group: written(a.group_by),
+                            other: p.str(b.name).to_string(),
+                            other_group: written(b.group_by),
+                        },
+                    ));
+                }
+            }
+        }
+        self.errors.extend(found);
+    }
+
+    /// Fills every rule's dependents: the rules whose chains reach it, directly or through
+    /// other chained rules, in rule order. Only called on an acyclic chain graph.
+    fn fill_dependents(&mut self, graph: &[Vec<Link>]) {
+        let n = graph.len();
+        // reached[r]: the rules r's chain reaches, by depth-first search from r.
+        let mut dependents: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (r, _) in graph.iter().enumerate() {
+            let mut seen = vec![false; n];
+            let mut stack: Vec<usize> = graph[r].iter().map(|&(_, t, _, _)| t).collect();
+            while let Some(t) = stack.pop() {
+                if std::mem::replace(&mut seen[t], true) || t == r {
+                    continue;
+                }
+                dependents[t].push(to_u32(r));
+                stack.extend(graph[t].iter().map(|&(_, u, _, _)| u));
+            }
+        }
+        for (t, deps) in dependents.into_iter().enumerate() {
+            let start = self.out.dependents.len();
+            self.out.dependents.extend(deps);
+            self.out.rules[t].dependents = span(start, self.out.dependents.len() - start);
         }
     }
 

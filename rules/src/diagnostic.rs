@@ -184,6 +184,22 @@ pub enum Error {
         /// Close matches among the rulebook's rule names.
         suggestions: Vec<String>,
     },
+    /// A chain to a rule whose registers are grouped otherwise: the two group keys of one
+    /// event never name the same group, so the link can never hold as meant.
+    #[error(
+        "chain from `{rule}` (group_by: {rule_group}) to `{other}` (group_by: {other_group}) can never line up: \
+         a chained rule is read for the same group, so both need the same group_by, or the other `group_by: none`"
+    )]
+    ChainGroupMismatch {
+        /// The rule that owns the chain.
+        rule: String,
+        /// Its group_by, as written.
+        rule_group: String,
+        /// The chained rule.
+        other: String,
+        /// Its group_by, as written.
+        other_group: String,
+    },
     /// Rules whose chains reach themselves.
     #[error("chain cycle: {}", .cycle.join(" -> "))]
     ChainCycle {

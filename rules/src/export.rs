@@ -64,13 +64,14 @@ impl Compiled {
         table(&mut s, "rules", p.rules, |r| {
             let group_by = match r.group_by {
                 GroupBy::Field(f) => format!("{P}::GroupBy::Field({})", str_ref(f)),
+                GroupBy::SourceField(f) => format!("{P}::GroupBy::SourceField({})", str_ref(f)),
                 other => format!("{P}::GroupBy::{other:?}"),
             };
             format!(
                 "{P}::Rule {{ name: {}, field: {}, func: reflex_core::rule::RuleFn::{:?}, \
                  lo: {:?}, hi: {:?}, register: reflex_core::register::RegisterFn::{:?}, \
                  period_ms: {}, group_by: {group_by}, fire: {P}::Fire::{:?}, cooldown_ms: {}, \
-                 chain: {}, reactions: {} }}",
+                 chain: {}, dependents: {}, reactions: {} }}",
                 str_ref(r.name),
                 str_ref(r.field),
                 r.func,
@@ -81,6 +82,7 @@ impl Compiled {
                 r.fire,
                 r.cooldown_ms,
                 span(r.chain),
+                span(r.dependents),
                 span(r.reactions)
             )
         });
@@ -90,6 +92,7 @@ impl Compiled {
                 c.op, c.rule
             )
         });
+        table(&mut s, "dependents", p.dependents, |r| r.to_string());
         table(&mut s, "reactions", p.reactions, |r| {
             format!(
                 "{P}::Reaction {{ key: {}, func: {}, remote: {}, target: {}, args: {} }}",

@@ -162,6 +162,20 @@ fn chain_cycle() {
 }
 
 #[test]
+fn chain_across_group_keys_that_never_line_up() {
+    let text = "/t/*:\n  rules:\n    - a:\n        rule: rules.simple.gt\n        threshold: 1\n        chain:\n          - OR: b\n          - AND: c\n          - AND: d\n    - b:\n        rule: rules.simple.gt\n        threshold: 1\n        group_by: tag\n    - c:\n        rule: rules.simple.gt\n        threshold: 1\n        group_by: none\n    - d:\n        rule: rules.simple.gt\n        threshold: 1\n        group_by: source\n";
+    // `b` groups by tag: refused at its link. `c` (none) and `d` (source, like `a`) line up.
+    assert_eq!(
+        errors(text),
+        [
+            "t.yml:7:17: chain from `a` (group_by: source) to `b` (group_by: tag) can never line \
+             up: a chained rule is read for the same group, so both need the same group_by, or \
+             the other `group_by: none`"
+        ]
+    );
+}
+
+#[test]
 fn chain_too_long() {
     let mut text = String::from("/t/*:\n  rules:\n");
     for i in 0..18 {

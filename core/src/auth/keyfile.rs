@@ -240,7 +240,7 @@ fn nibble(c: u8) -> Result<u8, KeyError> {
 }
 
 #[cfg(feature = "std")]
-pub use file::{KeyFileError, read, write_new};
+pub use file::{KeyFileError, check_dir, read, write_new};
 
 #[cfg(feature = "std")]
 mod file {
@@ -257,6 +257,10 @@ mod file {
         Format(PathBuf, KeyError),
         /// A secret key that users other than its owner may read or write: the mode found.
         Exposed(PathBuf, u32),
+        /// A key file, or the directory holding it, that users other than its owner may
+        /// write (anyone could swap in their own key), as ssh's StrictModes refuses: the path
+        /// and the mode found.
+        Writable(PathBuf, u32),
         /// The file exists already; a key is never overwritten.
         Exists(PathBuf),
         /// It cannot be written.
@@ -271,6 +275,13 @@ mod file {
                 KeyFileError::Exposed(p, mode) => write!(
                     f,
                     "{}: a secret key open to other users (mode {mode:04o}); run `chmod 600 {}`",
+                    p.display(),
+                    p.display()
+                ),
+                KeyFileError::Writable(p, mode) => write!(
+                    f,
+                    "{}: writable by other users (mode {mode:04o}), who could put their own key \
+                     there; run `chmod go-w {}`",
                     p.display(),
                     p.display()
                 ),
@@ -291,15 +302,42 @@ mod file {
             match self {
                 KeyFileError::Io(_, e) | KeyFileError::Write(_, e) => Some(e),
                 KeyFileError::Format(_, e) => Some(e),
-                KeyFileError::Exposed(..) | KeyFileError::Exists(_) => None,
+                KeyFileError::Exposed(..)
+                | KeyFileError::Writable(..)
+                | KeyFileError::Exists(_) => None,
             }
         }
     }
 
-    /// Reads and parses a key file. A secret key (Ed25519 secret or HMAC) whose file other
-    /// users may read or write is refused, as ssh refuses such a private key.
+    /// Refuses a directory of keys that users other than its owner may write, unless its
+    /// sticky bit keeps them from replacing files they do not own (as in `/tmp`). A missing
+    /// directory is left to the read that follows.
+    pub fn check_dir(dir: impl AsRef<Path>) -> Result<(), KeyFileError> {
+        let dir = dir.as_ref();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let shown = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Ok(meta) = std::fs::metadata(shown) {
+                let mode = meta.permissions().mode();
+                if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+                    return Err(KeyFileError::Writable(shown.to_owned(), mode & 0o7777));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and parses a key file. As ssh's StrictModes: a secret key (Ed25519 secret or
+    /// HMAC) whose file other users may read or write is refused, and so is any key whose
+    /// file or directory ([`check_dir`]) other users may write.
     pub fn read(path: impl AsRef<Path>) -> Result<KeyFile, KeyFileError> {
         let path = path.as_ref();
+        check_dir(path.parent().unwrap_or(Path::new("")))?;
         let text =
             std::fs::read_to_string(path).map_err(|e| KeyFileError::Io(path.to_owned(), e))?;
         let key = KeyFile::parse(&text).map_err(|e| KeyFileError::Format(path.to_owned(), e))?;
@@ -312,6 +350,17 @@ mod file {
                 .mode();
             if mode & 0o077 != 0 {
                 return Err(KeyFileError::Exposed(path.to_owned(), mode & 0o7777));
+            }
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|e| KeyFileError::Io(path.to_owned(), e))?
+                .permissions()
+                .mode();
+            if mode & 0o022 != 0 {
+                return Err(KeyFileError::Writable(path.to_owned(), mode & 0o7777));
             }
         }
         Ok(key)
@@ -447,7 +496,8 @@ mod tests {
     #[test]
     fn exposed_secret_files_are_refused() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("reflex-keyfile-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("reflex-keyfile-exposed-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("k.mac");
         std::fs::write(&path, format!("reflex-hmac-sha256 {HEX}\n")).unwrap();
@@ -461,6 +511,19 @@ mod tests {
         std::fs::write(&public, format!("reflex-ed25519-public {HEX}\n")).unwrap();
         std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(read(&public).is_ok());
+        // Anyone may read a public key, but not rewrite it.
+        std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = read(&public).unwrap_err();
+        assert!(matches!(e, KeyFileError::Writable(..)), "{e}");
+        assert!(e.to_string().contains("chmod go-w"), "{e}");
+        std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // Nor the directory holding keys, unless it is sticky.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(read(&public), Err(KeyFileError::Writable(..))));
+        assert!(matches!(check_dir(&dir), Err(KeyFileError::Writable(..))));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(read(&public).is_ok());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         assert!(matches!(
             read(dir.join("missing")),
             Err(KeyFileError::Io(..))

@@ -50,6 +50,11 @@ impl KnownActors {
             .retain(|_, t| now.saturating_duration_since(*t) <= ACTOR_TTL);
     }
 
+    /// Every known Actor and its last heartbeat (prune first to leave out the silent ones).
+    pub fn each(&self) -> impl Iterator<Item = (&str, Instant)> {
+        self.seen.iter().map(|(id, t)| (id.as_str(), *t))
+    }
+
     /// How many Actors are known (prune first for an exact count).
     pub fn len(&self) -> usize {
         self.seen.len()

@@ -12,6 +12,11 @@
 //!   `/reconfig/lb` and the `reactions.cloud.scale_up` plugin runs;
 //! * a simulated full disk on the Actor's host: `disk_full` fires, and `df -h` runs on the
 //!   Actor, whose result comes back to the Manager.
+//!
+//! It prints the dashboard's address and a legend of what to watch for first, and a summary
+//! (events, firings, actions, results, from the Manager's counters) last. Its rulebook, keys
+//! and plugin live in a temporary directory removed at the end, or in `--keep DIR`, left in
+//! place to read, check or run again.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -49,6 +54,10 @@ pub struct DemoArgs {
     /// Stop by itself after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<u64>,
+    /// Write the rulebook, its plugin and the keys into DIR (created if missing; files
+    /// already there are not overwritten) and leave them there at the end.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
 }
 
 /// Runs the demo; the exit code is 0 after a clean stop.
@@ -61,7 +70,7 @@ pub fn main(args: &DemoArgs) -> std::process::ExitCode {
             stop.store(true, Relaxed);
         });
     }
-    match run(&stop, &mut std::io::stdout()) {
+    match run(&stop, args.keep.as_deref(), &mut std::io::stdout()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("reflex demo: {e}");
@@ -118,13 +127,55 @@ impl Drop for ManagerChild {
     }
 }
 
-/// Removes the demo's directory when it ends.
-struct TempDir(PathBuf);
+/// Removes the demo's directory when it ends, unless it is kept.
+struct TempDir(PathBuf, bool);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !self.1 {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
+}
+
+/// What to watch for, printed at start.
+const LEGEND: &str = "\
+reflex demo: what to watch for
+  /client/load/<host> /client/mem/<host>  beacons flowing in (the Actor's host, web-1, web-2)
+  REACTION ... rule=disk_full             the simulated full disk fired: a log line, and an
+                                          action sent to the Actor (df -h)
+  RESULT reactions.actor.run demo-host    df -h ran on the Actor; its output came back
+  /reconfig/lb, REACTION ... rule=load_avg  web-1's load passed 20: an event fired and the
+                                          cloud.scale_up plugin ran
+  DROP ...                                something was dropped, with the reason
+  dashboard: registers per host, firing groups in red, the Actor's last heartbeat";
+
+/// The Manager's counters the summary reports: `(label, metric)`.
+const SUMMARY: &[(&str, &str)] = &[
+    ("events", "reflex_events_received_total"),
+    ("firings", "reflex_rules_fired_total"),
+    ("actions", "reflex_actions_sent_total"),
+    ("results", "reflex_results_received_total"),
+];
+
+/// One line of the Manager's counters at `metrics`: `events 120, firings 4, ...`.
+fn summary(metrics: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(metrics).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+    };
+    let parts: Vec<String> = SUMMARY
+        .iter()
+        .map(|(label, name)| Some(format!("{} {label}", value(name)?)))
+        .collect::<Option<_>>()?;
+    Some(parts.join(", "))
 }
 
 /// Writes the rulebook and its plugin into `dir`.
@@ -186,9 +237,17 @@ fn agent_config(ports: &Ports, dir: &Path) -> Result<reflex_agent::AgentConfig, 
 }
 
 /// Runs the demo until `stop` is set, writing the live stream to `out`.
-pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
-    let dir = std::env::temp_dir().join(format!("reflex-demo-{}", std::process::id()));
-    let _cleanup = TempDir(dir.clone());
+pub fn run(stop: &Arc<AtomicBool>, keep: Option<&Path>, out: &mut impl Write) -> Result<(), Error> {
+    let dir = keep.map(Path::to_path_buf).unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("reflex-demo-{}", std::process::id()))
+    });
+    if keep.is_some() && dir.join("rules").exists() {
+        return Err(Error::Demo(format!(
+            "{} already holds a demo; give another --keep directory or remove it",
+            dir.display()
+        )));
+    }
+    let _cleanup = TempDir(dir.clone(), keep.is_some());
     let rules = write_rulebook(&dir)?;
     make_keys(&dir)?;
     let ports = Ports::pick()?;
@@ -201,9 +260,20 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
     );
     let _ = writeln!(
         out,
-        "reflex demo: rulebook {} (Ctrl-C stops everything)",
-        rules.display()
+        "reflex demo: dashboard on http://{}/ (open it in a browser)",
+        ports.metrics
     );
+    let _ = writeln!(
+        out,
+        "reflex demo: rulebook {} ({}; Ctrl-C stops everything)",
+        rules.display(),
+        if keep.is_some() {
+            "kept after the demo"
+        } else {
+            "removed after the demo; --keep DIR keeps it"
+        }
+    );
+    let _ = writeln!(out, "{LEGEND}");
     let manager = Command::new(&exe)
         .arg("manager")
         .arg("--rules")
@@ -291,6 +361,7 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
     }
 
     let _ = writeln!(out, "reflex demo: stopping");
+    let counted = summary(&ports.metrics);
     stop.store(true, Relaxed);
     agent_stop.store(true, Relaxed);
     if let Ok(Err(e)) = agent.join() {
@@ -301,6 +372,24 @@ pub fn run(stop: &Arc<AtomicBool>, out: &mut impl Write) -> Result<(), Error> {
     let _ = watcher.join();
     while let Ok(line) = rx.try_recv() {
         let _ = out.write_all(line.as_bytes());
+    }
+    match counted {
+        Some(line) => {
+            let _ = writeln!(out, "reflex demo: summary: {line}");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "reflex demo: summary: the Manager's counters did not answer"
+            );
+        }
+    }
+    if keep.is_some() {
+        let _ = writeln!(
+            out,
+            "reflex demo: kept {} (rules/, keys/, trust/)",
+            dir.display()
+        );
     }
     let _ = writeln!(out, "reflex demo: stopped");
     result

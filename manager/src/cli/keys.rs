@@ -6,6 +6,9 @@
 //!   them with the public key found in its `--trust` directory.
 //! * A device key (`--mac`): `NAME.mac` (mode 0600), 32 random bytes shared by one device and
 //!   the Manager, which both compute HMAC-SHA256 tags with it.
+//! * An HTTP bearer token (`--token`): `NAME.token` (mode 0600), 32 random bytes as hex; in
+//!   the Manager's trust directory it lets its holder send events as source `NAME` over
+//!   `--http`, and `admin.token` authorizes `POST /reload`.
 //!
 //! Secret files are created with mode 0600 in one step (never written first and restricted
 //! afterwards), and an existing file is never overwritten. The format of the files is
@@ -15,7 +18,7 @@ use std::path::PathBuf;
 
 use crate::Error;
 use crate::host::hostname::hostname;
-use crate::host::keyfiles::{generate_mac, generate_pair};
+use crate::host::keyfiles::{generate_mac, generate_pair, generate_token};
 
 /// Arguments of `reflex keys`.
 #[derive(Debug, Clone, clap::Args)]
@@ -44,8 +47,12 @@ pub struct GenArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Generate a device's HMAC key instead of an Ed25519 key pair.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "token")]
     pub mac: bool,
+    /// Generate an HTTP bearer token (NAME.token, mode 0600) for `--http` ingest as source
+    /// NAME; `--name admin` makes the token that authorizes `POST /reload`.
+    #[arg(long)]
+    pub token: bool,
 }
 
 /// Runs `reflex keys`: exit status 0 with the files written, 1 with a message.
@@ -66,7 +73,23 @@ pub fn main(args: &KeysArgs) -> std::process::ExitCode {
 }
 
 fn generate(args: &GenArgs) -> Result<Vec<String>, Error> {
-    if args.mac {
+    if args.token {
+        let Some(name) = &args.name else {
+            return Err(Error::Auth(
+                "--token needs --name NAME: the source the token sends as, or `admin`".into(),
+            ));
+        };
+        let path = generate_token(&args.out, name)?;
+        let what = if name == crate::http::tokens::ADMIN {
+            "it authorizes POST /reload (reflex reload --token FILE)".to_string()
+        } else {
+            format!("it sends events over --http as source `{name}`")
+        };
+        Ok(vec![
+            format!("wrote {} (secret, mode 0600)", path.display()),
+            format!("keep it in the Manager's --trust directory; {what}"),
+        ])
+    } else if args.mac {
         let Some(name) = &args.name else {
             return Err(Error::Auth(
                 "--mac needs --name DEVICE, the device's id".into(),

@@ -24,6 +24,10 @@ pub struct ReloadArgs {
     /// default).
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+    /// The admin token file (`admin.token` in the Manager's --trust directory), required by a
+    /// Manager that has a trust directory.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "state"])]
+    pub token: Option<PathBuf>,
 }
 
 /// Runs `reflex reload`: exit 0 when the reload was asked for (signal) or done (metrics), 1
@@ -32,7 +36,12 @@ pub fn main(args: &ReloadArgs) -> ExitCode {
     let result = match (&args.pid, &args.state) {
         (Some(pid), _) => hangup(*pid),
         (None, Some(dir)) => crate::state::read_pid(dir).and_then(hangup),
-        (None, None) => over_http(args.metrics.as_deref().unwrap_or(DEFAULT_METRICS)),
+        (None, None) => read_token(args.token.as_deref()).and_then(|token| {
+            over_http(
+                args.metrics.as_deref().unwrap_or(DEFAULT_METRICS),
+                token.as_deref(),
+            )
+        }),
     };
     match result {
         Ok(text) => {
@@ -67,13 +76,24 @@ fn hangup(pid: u32) -> Result<String, Error> {
     ))
 }
 
-fn over_http(addr: &str) -> Result<String, Error> {
+/// The token of `path`, trimmed.
+fn read_token(path: Option<&std::path::Path>) -> Result<Option<String>, Error> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("read the token {}", path.display()), e))?;
+    Ok(Some(text.trim().to_string()))
+}
+
+fn over_http(addr: &str, token: Option<&str>) -> Result<String, Error> {
     let what = || format!("ask the Manager at {addr} to reload");
     let mut s = TcpStream::connect(addr).map_err(|e| Error::io(what(), e))?;
     let _ = s.set_read_timeout(Some(ANSWER_WITHIN + Duration::from_secs(5)));
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     s.write_all(
         format!(
-            "POST /reload HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "POST /reload HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .as_bytes(),
     )

@@ -116,27 +116,21 @@ pub fn start(
 
 /// Answers `POST /reload` on the metrics endpoint: asks for a reload and waits for its
 /// outcome. Returns the HTTP status and body.
-pub fn answer_http(requests: Option<&Sender<Request>>) -> (&'static str, String) {
+pub fn answer_http(requests: Option<&Sender<Request>>) -> (u16, String) {
     let Some(requests) = requests else {
-        return crate::metrics::no_reload();
+        return crate::http::no_reload();
     };
     let (tx, rx) = crossbeam_channel::bounded(1);
     if requests.try_send(Request { answer: Some(tx) }).is_err() {
-        return (
-            "503 Service Unavailable",
-            "too many reloads waiting; try again\n".into(),
-        );
+        return (503, "too many reloads waiting; try again\n".into());
     }
     match rx.recv_timeout(ANSWER_WITHIN) {
-        Ok(Ok(summary)) => ("200 OK", format!("reloaded: {summary}\n")),
+        Ok(Ok(summary)) => (200, format!("reloaded: {summary}\n")),
         Ok(Err(errors)) => (
-            "422 Unprocessable Entity",
+            422,
             format!("{errors}\nreload refused; the running rulebook is kept\n"),
         ),
-        Err(_) => (
-            "504 Gateway Timeout",
-            "no outcome in time; see the Manager's log\n".into(),
-        ),
+        Err(_) => (504, "no outcome in time; see the Manager's log\n".into()),
     }
 }
 
@@ -146,7 +140,7 @@ mod tests {
 
     #[test]
     fn without_a_reloader_the_endpoint_says_so() {
-        assert_eq!(answer_http(None).0, "404 Not Found");
+        assert_eq!(answer_http(None).0, 404);
     }
 
     #[test]
@@ -166,7 +160,7 @@ mod tests {
         )
         .unwrap();
         let (status, body) = answer_http(Some(&req));
-        assert_eq!(status, "422 Unprocessable Entity");
+        assert_eq!(status, 422);
         assert!(body.contains("rules.yml:4:9:"), "{body}");
         assert_eq!(counters.error.load(Relaxed), 1);
         std::fs::write(
@@ -178,10 +172,7 @@ mod tests {
         let swap = swaps.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(swap.compiled.rule_names(), ["x"]);
         swap.answer.unwrap().send(Ok("1 rule".into())).unwrap();
-        assert_eq!(
-            asker.join().unwrap(),
-            ("200 OK", "reloaded: 1 rule\n".into())
-        );
+        assert_eq!(asker.join().unwrap(), (200, "reloaded: 1 rule\n".into()));
         shutdown.store(true, Relaxed);
         let _ = std::fs::remove_dir_all(&dir);
     }

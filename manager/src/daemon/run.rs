@@ -16,7 +16,8 @@ use reflex_rules::Compiled;
 use crate::Error;
 use crate::actions::{KnownActors, Outbox};
 use crate::host::{clock, sockets};
-use crate::metrics::{DropReason, Metrics, ReloadRoute};
+use crate::http::{self, Board, Control, Ingest, Inject, ReloadRoute, Tokens};
+use crate::metrics::{DropReason, Metrics};
 use crate::reactions::Pool;
 use crate::state::{self, Persist, StateDir};
 use crate::trust::Security;
@@ -31,6 +32,8 @@ use super::{load, reload};
 pub const STORE_SLOTS: usize = 1_000_000;
 /// Actors the Manager remembers at most.
 pub const MAX_KNOWN_ACTORS: usize = 100_000;
+/// Longest frame a watcher may send: a subscription (one byte, then a tag prefix).
+pub const MAX_WATCH_FRAME: usize = 1 + reflex_core::event::MAX_TAG_LEN;
 /// The inproc endpoint on which workers hand events back to the event thread.
 pub const INTERNAL_ENDPOINT: &str = "inproc://reflex-internal";
 
@@ -41,19 +44,35 @@ pub fn run(
     shutdown: Arc<AtomicBool>,
     reload: Arc<AtomicBool>,
 ) -> Result<(), Error> {
+    raise_open_files();
     let (compiled, catalog, table) = load::load(&config)?;
-    let Security { signer, trust } = Security::load(
+    let Security { signer, mut trust } = Security::load(
         config.key.as_deref(),
         config.trust.as_deref(),
         config.insecure,
     )?;
-    let (store, state_dir, generation, torn) = match &config.state {
+    let (store, state_dir, generation, torn, skipped) = match &config.state {
         Some(dir) => {
-            let (store, dir, generation, torn) = restore_state(dir, &compiled)?;
-            (store, Some(dir), generation, torn)
+            let (restored, dir) = restore_state(dir, &compiled)?;
+            (
+                restored.store,
+                Some(dir),
+                restored.generation,
+                restored.torn,
+                restored.skipped,
+            )
         }
-        None => (MapStore::new(STORE_SLOTS), None, 0, 0),
+        None => (MapStore::new(STORE_SLOTS), None, 0, 0, Default::default()),
     };
+    if let Some(dir) = &config.state {
+        let (windows, damaged) = state::restore_windows(dir)?;
+        let restored = trust.persist_windows(&windows);
+        tracing::info!(
+            sources = restored,
+            damaged,
+            "replay windows restored: each source must send numbers above its last accepted one"
+        );
+    }
     let id =
         make_source(&config.id).map_err(|e| Error::core(format!("--id `{}`", config.id), e))?;
     let table = Arc::new(table);
@@ -61,6 +80,9 @@ pub fn run(
     metrics.insecure.store(u64::from(config.insecure), Relaxed);
     metrics.state.restored.store(store.len() as u64, Relaxed);
     metrics.state.torn.store(torn, Relaxed);
+    for (counter, n) in metrics.state.skipped.iter().zip(skipped) {
+        counter.store(n, Relaxed);
+    }
     let persist = match state_dir {
         Some(dir) => Some(Persist::start(
             dir,
@@ -81,21 +103,48 @@ pub fn run(
     let queue = config.queue.max(1);
     let hwm = i32::try_from(queue).unwrap_or(i32::MAX);
     let feed_endpoint = config.feed_endpoint();
+    // The default feed lives in a directory of its own that only this user may enter, so its
+    // mode does not depend on the umask and no other user can connect to it.
+    let feed_dir = match &config.feed {
+        None => feed_endpoint
+            .strip_prefix("ipc://")
+            .and_then(|p| Path::new(p).parent())
+            .map(private_dir)
+            .transpose()?,
+        Some(_) => None,
+    };
 
     let ctx = zmq::Context::new();
     let socket = |kind, role: &str, endpoint: &str| sockets::bind(&ctx, kind, role, endpoint, hwm);
-    let events = socket(zmq::PULL, "events", &config.events)?;
+    // Sockets that receive from the network take no frame longer than an envelope (events)
+    // or a subscription to a tag (watch), whatever a peer declares.
+    let limited = |kind, role: &str, endpoint: &str, max: usize| {
+        sockets::bind_limited(&ctx, kind, role, endpoint, hwm, max as i64)
+    };
+    let events = limited(zmq::PULL, "events", &config.events, MAX_ENVELOPE_LEN)?;
     let internal = socket(zmq::PULL, "internal", INTERNAL_ENDPOINT)?;
     // XPUB: a PUB that hears its subscriptions, so nothing is encoded or sent for watch while
     // nobody watches.
-    let watch = socket(zmq::XPUB, "watch", &config.watch)?;
+    let watch = limited(zmq::XPUB, "watch", &config.watch, MAX_WATCH_FRAME)?;
     let feed = socket(zmq::PUSH, "feed", &feed_endpoint)?;
 
+    let tokens = Arc::new(Tokens::new(config.trust.as_deref()));
+    let board = Arc::new(Board::default());
     let metrics_addr = match &config.metrics {
         Some(addr) => {
             let route: ReloadRoute = Box::new(move || reload::answer_http(Some(&reload_requests)));
-            Some(crate::metrics::serve(addr, metrics.clone(), Some(route))?)
+            let control = Control {
+                metrics: metrics.clone(),
+                board: board.clone(),
+                reload: Some(route),
+                tokens: tokens.clone(),
+            };
+            Some(http::serve_control(addr, control)?)
         }
+        None => None,
+    };
+    let http_addr = match &config.http {
+        Some(addr) => Some(serve_ingest(addr, &ctx, hwm, &tokens, &metrics)?),
         None => None,
     };
     let pool = Pool::start(
@@ -107,13 +156,35 @@ pub fn run(
         INTERNAL_ENDPOINT,
     )?;
     let supervisor = match &config.publisher {
-        Some(exe) => Some(crate::actions::publisher::supervise(
-            exe.clone(),
-            feed_endpoint.clone(),
-            config.publish.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        )?),
+        Some(exe) => {
+            let (handle, first) = crate::actions::publisher::supervise(
+                exe.clone(),
+                feed_endpoint.clone(),
+                config.publish.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )?;
+            // A Manager whose actions cannot be published must not look ready.
+            let started = first
+                .recv()
+                .unwrap_or_else(|_| Err("its supervisor stopped".into()));
+            if let Err(why) = started {
+                shutdown.store(true, Relaxed);
+                let _ = handle.join();
+                pool.stop(Duration::from_secs(2));
+                if let Some(p) = persist {
+                    p.stop(&store);
+                }
+                if let Some(path) = feed_endpoint.strip_prefix("ipc://") {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(Error::PublisherStart(format!(
+                    "{why} (is {} in use?)",
+                    config.publish
+                )));
+            }
+            Some(handle)
+        }
         None => None,
     };
     tracing::info!(
@@ -124,6 +195,7 @@ pub fn run(
         publish = %config.publish,
         feed = %feed_endpoint,
         metrics = %metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+        http = %http_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
         "manager ready"
     );
     if config.insecure {
@@ -138,7 +210,10 @@ pub fn run(
     let mut outbox = Outbox::new(queue);
     outbox.set_signing(signer.clone(), trust.device_keys());
 
+    let watch = Watchers::new(watch).counted(metrics.clone());
+    let rule_counts = metrics.rules.for_rules(compiled.rule_names());
     let mut event_loop = EventLoop {
+        rule_counts,
         rulebook: Arc::new(compiled),
         store,
         persist,
@@ -149,7 +224,7 @@ pub fn run(
         metrics,
         events,
         internal,
-        watch: Watchers::new(watch),
+        watch,
         now: (Instant::now(), clock::now_ms()),
         feed,
         backlog: VecDeque::new(),
@@ -163,6 +238,8 @@ pub fn run(
         trust,
         signed: signer.is_some(),
         insecure_warned: Instant::now(),
+        board,
+        action_ttl_ms: config.action_ttl_ms,
     };
     let result = event_loop.run(&shutdown);
     tracing::info!("manager stopping");
@@ -171,9 +248,11 @@ pub fn run(
         pool,
         persist,
         store,
+        mut trust,
         ..
     } = event_loop;
-    if let Some(p) = persist {
+    if let Some(mut p) = persist {
+        p.windows(trust.take_moved());
         p.stop(&store);
     }
     pool.stop(Duration::from_secs(2));
@@ -183,12 +262,95 @@ pub fn run(
     if let Some(path) = feed_endpoint.strip_prefix("ipc://") {
         let _ = std::fs::remove_file(path);
     }
+    if let Some(dir) = feed_dir {
+        let _ = std::fs::remove_dir(dir);
+    }
     result
 }
 
+/// Starts the ingest address: tokens from the trust directory, events handed to the event
+/// thread over the inproc socket.
+fn serve_ingest(
+    addr: &str,
+    ctx: &zmq::Context,
+    hwm: i32,
+    tokens: &Arc<Tokens>,
+    metrics: &Arc<Metrics>,
+) -> Result<std::net::SocketAddr, Error> {
+    if !tokens.configured() {
+        return Err(Error::Auth(
+            "--http needs --trust DIR holding the senders' tokens (reflex keys gen --token)".into(),
+        ));
+    }
+    if tokens.len() == 0 {
+        tracing::warn!(
+            "--http: no token in the trust directory yet; every request is refused until one is added"
+        );
+    }
+    let push = sockets::push(ctx, "http ingest", INTERNAL_ENDPOINT, hwm)?;
+    let ingest = Ingest {
+        tokens: tokens.clone(),
+        inject: Inject::new(push),
+        metrics: metrics.clone(),
+    };
+    http::serve_ingest(addr, ingest)
+}
+
+/// Most descriptors the Manager asks for, even when the hard limit allows more.
+pub const MAX_OPEN_FILES: u64 = 1 << 20;
+
+/// Raises the soft limit of open files toward the hard one (at most [`MAX_OPEN_FILES`]): a
+/// soft limit of 256 let a few hundred idle connections starve the Manager of descriptors.
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) and setrlimit(2) with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let wanted = lim.rlim_max.min(MAX_OPEN_FILES as libc::rlim_t);
+        if wanted > lim.rlim_cur {
+            let before = lim.rlim_cur;
+            lim.rlim_cur = wanted;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::info!(from = before, to = wanted, "open files limit raised");
+            }
+        }
+    }
+}
+
+/// Makes `dir` with mode 0700; one left by a killed Manager of the same pid is reused only
+/// when it is still private.
+fn private_dir(dir: &Path) -> Result<std::path::PathBuf, Error> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::symlink_metadata(dir)
+                .map_err(|e| Error::io(format!("inspect {}", dir.display()), e))?
+                .permissions()
+                .mode();
+            if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) || mode & 0o077 != 0 {
+                return Err(Error::io(
+                    format!("use {} for the feed socket", dir.display()),
+                    std::io::Error::other(format!(
+                        "it exists and is not a private directory (mode {:04o}); remove it",
+                        mode & 0o7777
+                    )),
+                ));
+            }
+        }
+        Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
+    }
+    Ok(dir.to_path_buf())
+}
+
 /// Opens the state directory and restores the registers of `compiled` from it; returns the
-/// store, the locked directory, the generation to continue after and the damaged records met.
-fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(MapStore, StateDir, u64, u64), Error> {
+/// registers and what was skipped, and the locked directory.
+fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(state::Restored, StateDir), Error> {
     let locked = StateDir::open(dir)?;
     let restored = state::restore(dir, &compiled.program(), STORE_SLOTS)?;
     tracing::info!(
@@ -201,5 +363,5 @@ fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(MapStore, StateDir,
         dropped_store_full = restored.full,
         "registers restored"
     );
-    Ok((restored.store, locked, restored.generation, restored.torn))
+    Ok((restored, locked))
 }

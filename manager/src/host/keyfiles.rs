@@ -16,6 +16,8 @@ pub const SECRET_EXT: &str = "key";
 pub const PUBLIC_EXT: &str = "pub";
 /// Extension of a device's HMAC key file.
 pub const MAC_EXT: &str = "mac";
+/// Extension of an HTTP bearer token file.
+pub const TOKEN_EXT: &str = "token";
 
 /// 32 bytes from the operating system's random source.
 fn random_key() -> Result<[u8; KEY_LEN], Error> {
@@ -113,6 +115,22 @@ pub fn generate_mac(dir: &Path, name: &str) -> Result<PathBuf, Error> {
         bytes: random_key()?,
     };
     write_new(&path, &key.to_string(), 0o600)?;
+    Ok(path)
+}
+
+/// Generates an HTTP bearer token `DIR/NAME.token` (0600): 32 random bytes as 64 lower-case
+/// hex digits and a newline; returns its path.
+pub fn generate_token(dir: &Path, name: &str) -> Result<PathBuf, Error> {
+    use std::fmt::Write as _;
+    check_name(name)?;
+    make_dir(dir)?;
+    let path = dir.join(format!("{name}.{TOKEN_EXT}"));
+    let mut text = String::with_capacity(2 * KEY_LEN + 1);
+    for b in random_key()? {
+        let _ = write!(text, "{b:02x}");
+    }
+    text.push('\n');
+    write_new(&path, &text, 0o600)?;
     Ok(path)
 }
 

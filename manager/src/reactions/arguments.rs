@@ -287,6 +287,7 @@ mod tests {
             fire: reflex_core::program::Fire::Edge,
             cooldown_ms: 0,
             chain: Span::default(),
+            dependents: Span::default(),
             reactions: Span::default(),
         }];
         let reactions = [Reaction {
@@ -308,6 +309,7 @@ mod tests {
             entry_rules: &[],
             rules: &rules,
             chain: &[],
+            dependents: &[],
             reactions: &reactions,
             args: &f.args,
             segments: &f.segments,

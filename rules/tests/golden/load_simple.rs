@@ -18,9 +18,10 @@ pub static LOAD_SIMPLE: reflex_core::program::Program<'static> = reflex_core::pr
         0,
     ],
     rules: &[
-        reflex_core::program::Rule { name: reflex_core::program::StrRef { start: 14, len: 8 }, field: reflex_core::program::StrRef { start: 14, len: 8 }, func: reflex_core::rule::RuleFn::Gt, lo: 20.0, hi: 20.0, register: reflex_core::register::RegisterFn::Avg, period_ms: 10000, group_by: reflex_core::program::GroupBy::Source, fire: reflex_core::program::Fire::Edge, cooldown_ms: 0, chain: reflex_core::program::Span { start: 0, len: 0 }, reactions: reflex_core::program::Span { start: 0, len: 2 } },
+        reflex_core::program::Rule { name: reflex_core::program::StrRef { start: 14, len: 8 }, field: reflex_core::program::StrRef { start: 14, len: 8 }, func: reflex_core::rule::RuleFn::Gt, lo: 20.0, hi: 20.0, register: reflex_core::register::RegisterFn::Avg, period_ms: 10000, group_by: reflex_core::program::GroupBy::Source, fire: reflex_core::program::Fire::Edge, cooldown_ms: 0, chain: reflex_core::program::Span { start: 0, len: 0 }, dependents: reflex_core::program::Span { start: 0, len: 0 }, reactions: reflex_core::program::Span { start: 0, len: 2 } },
     ],
     chain: &[],
+    dependents: &[],
     reactions: &[
         reflex_core::program::Reaction { key: reflex_core::program::StrRef { start: 60, len: 28 }, func: 0, remote: false, target: reflex_core::program::Span { start: 0, len: 0 }, args: reflex_core::program::Span { start: 0, len: 2 } },
         reflex_core::program::Reaction { key: reflex_core::program::StrRef { start: 98, len: 24 }, func: 6, remote: false, target: reflex_core::program::Span { start: 2, len: 0 }, args: reflex_core::program::Span { start: 2, len: 1 } },
