@@ -17,7 +17,15 @@ fn commands() -> Vec<String> {
         .filter(|c| *c != "help")
         .map(str::to_string)
         .collect();
-    for expected in ["check", "manager", "send", "watch", "keys", "completions", "man"] {
+    for expected in [
+        "check",
+        "manager",
+        "send",
+        "watch",
+        "keys",
+        "completions",
+        "man",
+    ] {
         assert!(listed.iter().any(|c| c == expected), "{expected}: {help}");
     }
     assert!(!listed.iter().any(|c| c == "publisher"), "{help}");
@@ -77,7 +85,10 @@ complete_words reflex ''"#,
     assert_eq!(parts[0], ["manager", "man"], "{text}");
     assert_eq!(parts[1], ["--rules"], "{text}");
     for command in commands() {
-        assert!(parts[2].contains(&command.as_str()), "{command} missing: {text}");
+        assert!(
+            parts[2].contains(&command.as_str()),
+            "{command} missing: {text}"
+        );
     }
     assert!(!parts[2].contains(&"publisher"), "{text}");
     let _ = std::fs::remove_dir_all(dir);
@@ -107,10 +118,7 @@ fn man_writes_one_page_per_visible_command() {
         })
         .collect();
     pages.sort();
-    let mut expected: Vec<String> = commands()
-        .iter()
-        .map(|c| format!("reflex-{c}.1"))
-        .collect();
+    let mut expected: Vec<String> = commands().iter().map(|c| format!("reflex-{c}.1")).collect();
     expected.extend(["reflex.1".to_string(), "reflex-keys-gen.1".to_string()]);
     expected.sort();
     assert_eq!(pages, expected);
