@@ -434,6 +434,7 @@ where
                 r.set_output(&output);
                 r.seq = self.next_seq();
                 r.time = now;
+                r.hops = action.hops;
                 self.memory.env.body = Body::Result(r);
                 self.result_ready = true;
             }

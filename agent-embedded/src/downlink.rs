@@ -47,6 +47,8 @@ pub struct DeviceAction {
     pub function: Key,
     /// Named arguments.
     pub args: heapless::Vec<Field, MAX_DEVICE_ARGS>,
+    /// Hops from the first event of its chain; the result carries it back.
+    pub hops: u8,
 }
 
 impl DeviceAction {

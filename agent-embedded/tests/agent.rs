@@ -570,6 +570,7 @@ fn the_device_reads_actions_as_the_wire_writes_them() {
                 target: a.target.clone(),
                 function: a.function.clone(),
                 args: a.args.iter().cloned().collect(),
+                hops: a.hops,
             };
             assert_eq!(got, expected);
             // Every cut is an error, never a panic.

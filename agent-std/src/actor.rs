@@ -17,7 +17,11 @@
 //!    `reactions.actor.<name>`, each only as far as the allow-list allows.
 //!
 //! Every authentic action addressed to this agent gets a result, refusals included
-//! (`ok: false`, `code: -1`, the reason as output), except replays. Commands and plugins run
+//! (`ok: false`, `code: -1`, the reason as output), except replays. An action that cannot
+//! start because every worker is busy is answered `code: -2` ([`wire::CODE_BUSY`]): not an
+//! outcome, and not remembered, so the Manager's next copy runs it. A result carries the
+//! action's hops back, and an event fired for an action is as many hops from its chain's
+//! first event as the action. Commands and plugins run
 //! on worker threads, at most [`MAX_RUNNING`] at once, so a slow command never holds up the
 //! next action.
 
@@ -34,6 +38,7 @@ use reflex_core::{Event, Value};
 
 use crate::allow::{AllowList, Refusal, is_plugin_name};
 use crate::exec;
+use crate::floor::Floors;
 use crate::recent::{Cached, RECENT_ACTIONS, Recent, Seen};
 use crate::sender::{Outbox, set_reconnect};
 use crate::stats::Stats;
@@ -49,16 +54,17 @@ pub const ACTOR_PREFIX: &str = "reactions.actor.";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest timeout an action may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
-/// Most commands and plugins running at once; an action beyond is refused as busy (and may be
-/// retried).
+/// Most commands and plugins running at once; an action beyond is answered busy
+/// ([`wire::CODE_BUSY`]), not remembered, and performed when the Manager sends it again.
 pub const MAX_RUNNING: usize = 8;
 /// The code of a result for an action that was refused rather than performed.
-pub const CODE_REFUSED: i32 = -1;
+pub const CODE_REFUSED: i32 = wire::CODE_REFUSED;
 /// How often the receive loop looks at the shutdown flag, at the latest.
 pub const POLL_MS: i64 = 200;
 /// Largest message frame accepted from the Publisher, an envelope's maximum
-/// ([`wire::MAX_ENVELOPE_LEN`]; the topic frame is shorter); a larger one drops the connection
-/// before its bytes are buffered (ZeroMQ reconnects).
+/// ([`wire::MAX_ENVELOPE_LEN`]; the topic frame is shorter); a larger one ends the connection
+/// before its bytes are buffered. The real Publisher never sends one: only a peer standing in
+/// for it could, and ZeroMQ then does not reconnect (a protocol error ends the session).
 pub const MAX_FRAME: i64 = wire::MAX_ENVELOPE_LEN as i64;
 
 /// Connects the subscription: a SUB socket on `publisher`, subscribed to `<id>\0` and `*\0`.
@@ -100,6 +106,8 @@ pub(crate) struct Actor {
     logged: Vec<String>,
     /// The Manager's key; `None` in insecure mode, where unsigned actions are accepted.
     verifier: Option<Verifier>,
+    /// The replay floor on disk, with a state directory.
+    floors: Option<Floors>,
 }
 
 impl Actor {
@@ -108,14 +116,22 @@ impl Actor {
         outbox: Outbox,
         stats: Arc<Stats>,
         verifier: Option<Verifier>,
+        floors: Option<Floors>,
     ) -> Actor {
+        let mut recent = Recent::new(RECENT_ACTIONS);
+        if let Some(f) = &floors {
+            for (issuer, &seq) in f.all() {
+                recent.set_floor(issuer, seq);
+            }
+        }
         Actor {
             verifier,
+            floors,
             id: config.id.clone(),
             allow: Arc::new(config.allow.clone()),
             plugins: config.plugins.clone(),
             outbox,
-            recent: Arc::new(Mutex::new(Recent::new(RECENT_ACTIONS))),
+            recent: Arc::new(Mutex::new(recent)),
             running: Arc::new(AtomicUsize::new(0)),
             stats,
             logged: Vec::new(),
@@ -259,6 +275,17 @@ impl Actor {
                 return;
             }
         }
+        // Written to disk before it runs: after a restart, a copy of it is a replay.
+        if let Some(floors) = &mut self.floors {
+            if let Err(e) = floors.raise(action.source.as_str(), action.seq) {
+                self.recent().forget(&action.source, action.id, action.time);
+                self.refuse(
+                    &action,
+                    &format!("busy: cannot record the replay floor before running it: {e}"),
+                );
+                return;
+            }
+        }
         tracing::debug!(
             "action {} {} from {}",
             action.id,
@@ -268,12 +295,30 @@ impl Actor {
         match self.perform(&action) {
             Ok(Some(done)) => self.finish(&action, done),
             Ok(None) => {}
-            Err(refusal) => self.refuse(&action, &refusal.0),
+            Err(Declined::Refused(refusal)) => self.refuse(&action, &refusal.0),
+            Err(Declined::Busy(why)) => self.busy(&action, &why),
         }
     }
 
-    /// Performs an action now (`Some`) or on a worker (`None`), or refuses it.
-    fn perform(&mut self, action: &Action) -> Result<Option<Cached>, Refusal> {
+    /// Says the action could not start yet: not an outcome, not remembered, so the Manager's
+    /// next copy is performed.
+    fn busy(&self, action: &Action, why: &str) {
+        Stats::bump(&self.stats.busy);
+        tracing::info!(
+            "action {} {} not started: {why}; the Manager sends it again",
+            action.id,
+            action.function.as_str()
+        );
+        let cached = Cached {
+            ok: false,
+            code: wire::CODE_BUSY,
+            output: why.into(),
+        };
+        self.outbox.send(result_of(&self.id, action, &cached));
+    }
+
+    /// Performs an action now (`Some`) or on a worker (`None`), or declines it.
+    fn perform(&mut self, action: &Action) -> Result<Option<Cached>, Declined> {
         let function = action.function.as_str();
         if function == RUN {
             let argv: Vec<String> = action.args_named("argv").map(ToString::to_string).collect();
@@ -282,10 +327,10 @@ impl Actor {
             self.spawn(action, move || exec::run(&argv, None, None, timeout))?;
             Ok(None)
         } else if function == FIRE_EVENT {
-            self.fire_event(action).map(Some)
+            Ok(Some(self.fire_event(action)?))
         } else if let Some(name) = function.strip_prefix(ACTOR_PREFIX) {
             if !is_plugin_name(name) {
-                return Err(Refusal(format!("unknown function {function}")));
+                return Err(Refusal(format!("unknown function {function}")).into());
             }
             self.allow.check_plugin(name)?;
             let path = self.plugin_path(name)?;
@@ -298,7 +343,8 @@ impl Actor {
         } else {
             Err(Refusal(format!(
                 "unknown function {function}: an Actor performs only {ACTOR_PREFIX}* functions"
-            )))
+            ))
+            .into())
         }
     }
 
@@ -324,8 +370,9 @@ impl Actor {
                 )));
             }
         }
-        // It comes from a reaction: one hop from the event that caused it.
-        event.hops = 1;
+        // The action is already one hop from the event that caused it: its event is as far,
+        // so a loop through this Actor stops at the Manager's hop limit.
+        event.hops = action.hops.max(1);
         event.time = reflex_core::host::clock::now_ms();
         let queued = self.outbox.send(event);
         Ok(Cached {
@@ -354,18 +401,18 @@ impl Actor {
         }
     }
 
-    /// Runs `work` on a worker thread and reports its outcome, or refuses when
+    /// Runs `work` on a worker thread and reports its outcome, or declines as busy when
     /// [`MAX_RUNNING`] are already running.
     fn spawn(
         &self,
         action: &Action,
         work: impl FnOnce() -> exec::Outcome + Send + 'static,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Declined> {
         if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_RUNNING {
             self.running.fetch_sub(1, Ordering::SeqCst);
             // Not performed: a retry may perform it.
             self.recent().forget(&action.source, action.id, action.time);
-            return Err(Refusal(format!(
+            return Err(Declined::Busy(format!(
                 "busy: {MAX_RUNNING} actions already running"
             )));
         }
@@ -387,7 +434,7 @@ impl Actor {
             .map_err(|e| {
                 self.running.fetch_sub(1, Ordering::SeqCst);
                 self.recent().forget(&action.source, action.id, action.time);
-                Refusal(format!("busy: cannot start a thread: {e}"))
+                Declined::Busy(format!("busy: cannot start a thread: {e}"))
             })
     }
 
@@ -437,6 +484,20 @@ impl Actor {
             );
             self.logged.push(reason);
         }
+    }
+}
+
+/// Why an action is not performed now.
+enum Declined {
+    /// Refused for good: the result says why.
+    Refused(Refusal),
+    /// Every worker is busy: worth sending again.
+    Busy(String),
+}
+
+impl From<Refusal> for Declined {
+    fn from(r: Refusal) -> Declined {
+        Declined::Refused(r)
     }
 }
 
@@ -501,6 +562,7 @@ fn result_of(id: &str, action: &Action, cached: &Cached) -> ActionResult {
         ok: cached.ok,
         code: cached.code,
         output: Default::default(),
+        hops: action.hops,
     };
     r.set_output(&cached.output);
     r

@@ -92,6 +92,10 @@ pub struct ActorArgs {
     /// Lab mode: perform unsigned actions (sets `insecure: true`; excludes --manager-key).
     #[arg(long)]
     pub insecure: bool,
+    /// The Actor's state directory, holding its replay floor (overrides `state_dir:`)
+    /// [default: state/ beside the configuration file].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Cli {
@@ -131,6 +135,15 @@ impl ActorArgs {
         }
         if self.insecure {
             config.insecure = true;
+        }
+        if let Some(dir) = self.state_dir {
+            config.state_dir = Some(dir);
+        }
+        if config.state_dir.is_none() {
+            config.state_dir = self
+                .config
+                .as_deref()
+                .map(|c| c.parent().unwrap_or(std::path::Path::new("")).join("state"));
         }
         Ok(config)
     }

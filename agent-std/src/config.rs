@@ -8,6 +8,7 @@
 //! heartbeat_s: 5                    # seconds between heartbeats
 //! key: /etc/reflex/web-1.key        # this agent's secret key: signs what it sends
 //! manager_key: /etc/reflex/manager.pub  # the Manager's public key: actions must verify
+//! state_dir: /var/lib/reflex-agent  # the Actor's replay floor; default: `state/` beside this file
 //! allow:                            # what the Actor may do; nothing when absent
 //!   run:
 //!     - [df, -h]
@@ -80,6 +81,11 @@ pub struct AgentConfig {
     /// Excludes `manager_key`.
     #[serde(default)]
     pub insecure: bool,
+    /// The Actor's state directory, where it keeps its replay floor ([`crate::floor`]). When
+    /// not given, `state/` in the directory of the configuration file; without either, the
+    /// floor is kept in memory only.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     /// What the Actor may do.
     #[serde(default)]
     pub allow: AllowList,
@@ -113,6 +119,7 @@ impl AgentConfig {
             key: None,
             manager_key: None,
             insecure: false,
+            state_dir: None,
             allow: AllowList::default(),
             beacons: Vec::new(),
         }

@@ -71,6 +71,16 @@ pub enum Error {
         /// The ZeroMQ error.
         source: zmq::Error,
     },
+    /// The Actor's state directory cannot be made, read or written.
+    #[error("{}: cannot {what}: {source}", path.display())]
+    State {
+        /// The state directory.
+        path: PathBuf,
+        /// What was being done.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A thread could not be started.
     #[error("cannot start the {what} thread: {source}")]
     Thread {

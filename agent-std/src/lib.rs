@@ -32,6 +32,7 @@ pub mod actor;
 pub mod allow;
 pub mod config;
 mod error;
+pub mod floor;
 pub use reflex_core::host::exec;
 pub mod gateway;
 pub mod recent;
@@ -59,6 +60,24 @@ pub fn run(config: AgentConfig, shutdown: Arc<AtomicBool>) -> Result<(), Error> 
     config.validate()?;
     let (signer, verifier) = config.load_keys()?;
     let beacons = runner::build(&config.id, &config.beacons)?;
+    let floors = match &config.state_dir {
+        Some(dir) => {
+            let floors = floor::Floors::open(dir)?;
+            tracing::info!(
+                state_dir = %dir.display(),
+                issuers = floors.all().len(),
+                "replay floor restored: actions at or below it are replays"
+            );
+            Some(floors)
+        }
+        None => {
+            tracing::warn!(
+                "no state_dir: the replay floor is kept in memory only, so a copy of an action \
+                 performed before a restart could run again within its validity"
+            );
+            None
+        }
+    };
     if config.insecure {
         tracing::warn!(
             "INSECURE: this agent performs unsigned actions, which anyone who can publish to it \
@@ -109,7 +128,7 @@ pub fn run(config: AgentConfig, shutdown: Arc<AtomicBool>) -> Result<(), Error> 
         config.allow.plugins.len(),
     );
 
-    let mut actor = actor::Actor::new(&config, outbox, stats.clone(), verifier);
+    let mut actor = actor::Actor::new(&config, outbox, stats.clone(), verifier, floors);
     let result = actor.run(&socket, &shutdown);
     drop(socket);
     shutdown.store(true, Ordering::Relaxed);

@@ -132,6 +132,12 @@ impl Recent {
         Seen::New
     }
 
+    /// Sets `source`'s floor to at least `seq`, as kept by an earlier run: an action at or
+    /// below it is a replay.
+    pub fn set_floor(&mut self, source: &str, seq: u64) {
+        self.raise_floor(source, seq);
+    }
+
     fn raise_floor(&mut self, source: &str, seq: u64) {
         if let Some(floor) = self.floors.get_mut(source) {
             *floor = (*floor).max(seq);

@@ -37,8 +37,10 @@ pub(crate) struct Stats {
     pub wrong_target: AtomicU64,
     /// Repeats of actions already seen.
     pub duplicates: AtomicU64,
-    /// Actions refused (expired, not allowed, invalid, busy).
+    /// Actions refused (expired, not allowed, invalid).
     pub refused: AtomicU64,
+    /// Actions not started because every worker was busy (answered as busy, to be sent again).
+    pub busy: AtomicU64,
     /// Actions performed.
     pub performed: AtomicU64,
 }
@@ -57,7 +59,7 @@ impl fmt::Display for Stats {
             "sent {}, dropped {} (queue {}, socket {}), encode errors {}, beacon events {}, \
              beacon errors {}, received {}, bad {}, not actions {}, unauthenticated {}, \
              bad signature {}, replayed {}, other targets {}, duplicates {}, refused {}, \
-             performed {}",
+             busy {}, performed {}",
             get(&self.sent),
             get(&self.dropped_queue) + get(&self.dropped_hwm),
             get(&self.dropped_queue),
@@ -74,6 +76,7 @@ impl fmt::Display for Stats {
             get(&self.wrong_target),
             get(&self.duplicates),
             get(&self.refused),
+            get(&self.busy),
             get(&self.performed),
         )
     }

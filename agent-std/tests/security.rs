@@ -311,3 +311,56 @@ fn a_manager_key_others_may_rewrite_is_refused_at_start_with_the_chmod_to_run() 
     assert!(failed, "{log}");
     assert!(log.contains("chmod go-w"), "{log}");
 }
+
+#[test]
+fn a_captured_action_replayed_after_the_actor_restarts_is_refused() {
+    let mut bus = Bus::new();
+    // The state directory outlives both runs of the Actor; what it runs lands there too.
+    let kept = reflex_tests::Scratch::new("actor-floor");
+    let state = kept.path().join("state");
+    let out = kept.path().display().to_string();
+    let yaml = format!("allow:\n  run:\n    - [touch, \"{out}/*\"]\n");
+    let flags: Vec<&str> = SECURE
+        .iter()
+        .copied()
+        .chain(["--state-dir", state.to_str().unwrap()])
+        .collect();
+    let start = |bus: &mut Bus| {
+        bus.subscriptions.clear();
+        let agent = Agent::start_with(bus, "floor-1", &yaml, &flags, keys);
+        bus.wait_subscribed(b"floor-1\0");
+        bus.wait_subscribed(b"*\0");
+        agent
+    };
+    let ran = |n: u64| kept.path().join(format!("ran-{n}"));
+    let first = start(&mut bus);
+    // The attacker records the signed action on the wire as it runs.
+    let captured = signed(&run_action(
+        1,
+        "floor-1",
+        &["touch", ran(1).to_str().unwrap()],
+    ));
+    publish(&bus, "floor-1", &captured);
+    assert!(bus.result(1).ok);
+    assert!(ran(1).exists());
+    std::fs::remove_file(ran(1)).unwrap();
+    drop(first);
+
+    // Restarted, well within the action's minute of validity: the copy is a replay.
+    let second = start(&mut bus);
+    publish(&bus, "floor-1", &captured);
+    publish(
+        &bus,
+        "floor-1",
+        &signed(&run_action(
+            2,
+            "floor-1",
+            &["touch", ran(2).to_str().unwrap()],
+        )),
+    );
+    assert!(bus.result(2).ok);
+    assert!(ran(2).exists());
+    assert!(!ran(1).exists(), "the captured action ran again");
+    let log = stop(second);
+    assert!(log.contains("replayed 1,"), "{log}");
+}

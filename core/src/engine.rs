@@ -481,6 +481,11 @@ fn group_key(program: &Program<'_>, rule: &Rule, event: &Event) -> Option<GroupK
             let v = event.get(program.str(name))?;
             write!(key, "{v}").ok()?;
         }
+        GroupBy::SourceField(name) => {
+            use core::fmt::Write;
+            let v = event.get(program.str(name))?;
+            write!(key, "{}/{v}", event.source).ok()?;
+        }
     }
     Some(key)
 }

@@ -72,6 +72,9 @@ pub enum GroupBy {
     Tag,
     /// A data field's value.
     Field(StrRef),
+    /// The event's source and a data field's value (`group_by: [source, FIELD]`): one window
+    /// per host and, say, service.
+    SourceField(StrRef),
     /// One window for all events.
     Nothing,
 }
@@ -352,7 +355,7 @@ impl<'a> Program<'a> {
         }
         for r in self.rules {
             let group_ok = match r.group_by {
-                GroupBy::Field(f) => s_ok(f),
+                GroupBy::Field(f) | GroupBy::SourceField(f) => s_ok(f),
                 _ => true,
             };
             if !s_ok(r.name)

@@ -29,7 +29,7 @@ use crate::value::Value;
 /// The envelope version this build speaks. Bumped whenever the layout or the meaning of a
 /// field changes; a peer with another version is refused with
 /// [`Error::UnsupportedVersion`].
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// Most arguments in one action (a list argument counts once per element).
 pub const MAX_ARGS: usize = 16;
 /// Longest authentication tag, in bytes (room for an Ed25519 signature).
@@ -43,6 +43,12 @@ pub const MAX_KEY_LEN: usize = 64;
 pub const MAX_TARGET_LEN: usize = 64;
 /// Longest result output text, in bytes. Longer output is truncated, not refused.
 pub const MAX_OUTPUT_LEN: usize = 256;
+
+/// The [`ActionResult::code`] of an action an Actor refused without performing it.
+pub const CODE_REFUSED: i32 = -1;
+/// The [`ActionResult::code`] of an action an Actor could not start yet (every worker busy):
+/// not an outcome. The Manager sends the action again, as it does an unanswered one.
+pub const CODE_BUSY: i32 = -2;
 
 /// A function key such as `reactions.actor.run`.
 pub type Key = heapless::String<MAX_KEY_LEN>;
@@ -88,6 +94,11 @@ pub struct Action {
     pub function: Key,
     /// Named arguments, at most [`MAX_ARGS`]; a repeated name is a list, in order.
     pub args: heapless::Vec<Field, MAX_ARGS>,
+    /// How many reactions separate the action from the first event of its chain: one more
+    /// than the event whose rule made it. The result and any event the Actor fires for it
+    /// carry it on, so a loop through Actors stops at [`crate::event::MAX_HOPS`] as a local one
+    /// does.
+    pub hops: u8,
 }
 
 impl Action {
@@ -105,6 +116,7 @@ impl Action {
             target: text(target)?,
             function: text(function)?,
             args: heapless::Vec::new(),
+            hops: 0,
         })
     }
 
@@ -167,6 +179,9 @@ pub struct ActionResult {
     pub code: i32,
     /// Output text, at most [`MAX_OUTPUT_LEN`] bytes; longer output is truncated.
     pub output: Output,
+    /// The action's [`Action::hops`], carried back: the result's event is that many hops
+    /// from the first event of its chain.
+    pub hops: u8,
 }
 
 impl ActionResult {
@@ -192,6 +207,7 @@ impl ActionResult {
             ok,
             code,
             output: Output::new(),
+            hops: 0,
         })
     }
 
@@ -562,10 +578,12 @@ pub(crate) mod strategies {
             "[a-z.]{0,64}",
             // Few names, so repeated names (lists) are common.
             vec(("[a-c]{1,2}", value()), 0..=MAX_ARGS),
+            any::<u8>(),
         )
             .prop_map(
-                |((id, source, seq, time, expires), target, function, args)| {
+                |((id, source, seq, time, expires), target, function, args, hops)| {
                     let mut a = Action::new(id, &function, &target).unwrap();
+                    a.hops = hops;
                     a.source = source;
                     a.seq = seq;
                     a.time = time;
@@ -586,15 +604,19 @@ pub(crate) mod strategies {
             any::<i32>(),
             // Sometimes longer than MAX_OUTPUT_LEN, to exercise truncation.
             "\\PC{0,100}",
+            any::<u8>(),
         )
-            .prop_map(|((id, source, seq, time), function, ok, code, output)| {
-                let mut r = ActionResult::new(id, &function, "", ok, code).unwrap();
-                r.source = source;
-                r.seq = seq;
-                r.time = time;
-                r.set_output(&output);
-                r
-            })
+            .prop_map(
+                |((id, source, seq, time), function, ok, code, output, hops)| {
+                    let mut r = ActionResult::new(id, &function, "", ok, code).unwrap();
+                    r.hops = hops;
+                    r.source = source;
+                    r.seq = seq;
+                    r.time = time;
+                    r.set_output(&output);
+                    r
+                },
+            )
     }
 
     pub fn heartbeat() -> impl Strategy<Value = Heartbeat> {
@@ -657,6 +679,7 @@ mod tests {
         a.seq = u64::MAX;
         a.time = u64::MAX;
         a.expires = u64::MAX;
+        a.hops = u8::MAX;
         for _ in 0..MAX_ARGS {
             a.push_arg(&long(MAX_NAME_LEN), Value::str(&long(MAX_STR_LEN)).unwrap())
                 .unwrap();

@@ -6,6 +6,10 @@ use std::io;
 /// failed reaction, a full queue) are counted and logged instead; they never stop the Manager.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A partitioned deployment (NATS) failed or refused the rulebook.
+    #[cfg(feature = "nats")]
+    #[error("{0}")]
+    Scale(#[from] crate::scale::ScaleError),
     /// The rulebook does not compile; displayed as `file:line:col: message` lines.
     #[error("{0}")]
     Rulebook(#[from] reflex_rules::Errors),
@@ -54,6 +58,20 @@ pub enum Error {
     /// A command-line `key=value` field without `=`.
     #[error("`{0}` is not a KEY=VALUE field")]
     NotAField(String),
+    /// A command-line field given twice.
+    #[error("field `{0}` is given more than once")]
+    DuplicateField(String),
+    /// The event could not be handed to a Manager in time.
+    #[error("no Manager took the event at {to} within {seconds} s; it was not sent")]
+    NotDelivered {
+        /// The events endpoint.
+        to: String,
+        /// The timeout.
+        seconds: f64,
+    },
+    /// The first Publisher could not start (its publish socket cannot be bound, say).
+    #[error("the publisher did not start: {0}")]
+    PublisherStart(String),
     /// `reflex demo` could not set up or keep its processes running.
     #[error("{0}")]
     Demo(String),

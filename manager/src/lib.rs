@@ -13,7 +13,9 @@
 //! * `http/`: the bounded HTTP server of the metrics address (`/metrics`, the dashboard,
 //!   `/reload`) and of `--http` ingest (JSON events, Alertmanager), with bearer tokens.
 //! * `metrics/`: every counter, rendered for `/metrics`.
+//! * `testing/`: `reflex test`'s test files and their runner on a virtual clock.
 //! * `trust.rs`: what the Manager signs with and whom it believes.
+//! * `scale/` (feature `nats`): partitioned Managers on NATS JetStream and `reflex ingest`.
 //! * `host/`: host code the roles share (clock, signals, logging, key files, sockets, JSON).
 //!
 //! The library exports what the binary runs: [`main`]. The protocol between the processes is
@@ -28,7 +30,10 @@ mod host;
 mod http;
 mod metrics;
 mod reactions;
+#[cfg(feature = "nats")]
+mod scale;
 mod state;
+mod testing;
 mod trust;
 
 pub use cli::main;

@@ -50,6 +50,10 @@ impl Source {
 pub struct Trust {
     sources: HashMap<String, Source>,
     insecure: bool,
+    /// Whether the sources whose windows moved are noted, for persistence.
+    tracking: bool,
+    /// Sources whose window moved since [`Trust::take_moved`] was last called.
+    moved: HashSet<String>,
     logged: HashSet<(String, DropReason)>,
     logged_full: bool,
 }
@@ -135,6 +139,35 @@ impl Trust {
                 window: ReplayWindow::new(),
             },
         );
+    }
+
+    /// Starts noting the sources whose replay window moves, for [`Trust::take_moved`], after
+    /// restoring the highest sequence numbers kept by an earlier run (`highest`, by source):
+    /// a listed source then accepts only numbers above its kept one. Kept numbers of sources
+    /// no longer listed are ignored. Returns how many windows were restored.
+    pub fn persist_windows(&mut self, highest: &HashMap<String, u64>) -> usize {
+        self.tracking = true;
+        let mut restored = 0;
+        for (id, source) in &mut self.sources {
+            if let Some(&h) = highest.get(id) {
+                source.window = ReplayWindow::after(h);
+                restored += 1;
+            }
+        }
+        restored
+    }
+
+    /// The highest sequence number accepted from each source whose window moved since the
+    /// last call.
+    pub fn take_moved(&mut self) -> Vec<(String, u64)> {
+        let moved = std::mem::take(&mut self.moved);
+        moved
+            .into_iter()
+            .filter_map(|id| {
+                let h = self.sources.get(&id)?.window.highest()?;
+                Some((id, h))
+            })
+            .collect()
     }
 
     /// How many sources are allow-listed.
@@ -223,10 +256,16 @@ impl Trust {
                 ),
             ));
         }
+        let before = source.window.highest();
         source
             .window
             .accept(body.seq())
-            .map_err(|r| (DropReason::Replay, format!("seq {}: {r}", body.seq())))
+            .map_err(|r| (DropReason::Replay, format!("seq {}: {r}", body.seq())))?;
+        if self.tracking && source.window.highest() != before && !self.moved.contains(body.source())
+        {
+            self.moved.insert(body.source().to_owned());
+        }
+        Ok(())
     }
 
     fn log_once(&mut self, body: &Body, reason: DropReason, why: &str) {

@@ -45,7 +45,14 @@ fn exec_run_gets_templated_argv_without_a_shell() {
             == Some(1.0)
     });
     assert_eq!(m.metric("reflex_events_received_total"), Some(2.0));
-    assert_eq!(m.metric("reflex_rules_fired_total"), Some(1.0));
+    assert_eq!(
+        m.metric(r#"reflex_rules_fired_total{rule="load_avg"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.metric(r#"reflex_rules_evaluated_total{rule="load_avg"}"#),
+        Some(2.0)
+    );
     assert!(m.metric("reflex_reaction_latency_seconds_count").unwrap() >= 1.0);
 }
 

@@ -258,8 +258,12 @@ fn a_torn_log_record_is_skipped_at_start() {
     node.start();
     node.wait_metric("reflex_state_torn_records_total", 1.0);
     node.wait_metric("reflex_state_restored_slots", 1.0);
+    node.wait_metric(
+        "reflex_state_records_skipped_total{reason=\"damaged\"}",
+        1.0,
+    );
     assert!(
-        node.log().contains("damaged state record"),
+        node.log().contains("state record skipped"),
         "{}",
         node.log()
     );

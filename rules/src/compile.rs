@@ -46,8 +46,44 @@ pub const DEFAULT_REGISTER: &str = "register.aggregate.last";
 /// The window used when a rule gives no `period`, in seconds.
 pub const DEFAULT_PERIOD_S: u32 = 60;
 
+/// Largest rulebook file read, in bytes; a larger one is refused with the limit.
+pub const MAX_RULEBOOK_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads one rulebook file: only a regular file (not a device such as `/dev/zero`, nor a FIFO,
+/// which would block), and at most [`MAX_RULEBOOK_FILE_BYTES`], even if it grows meanwhile.
+fn read_rulebook_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file; a rulebook is a file or a directory of files",
+        ));
+    }
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {MAX_RULEBOOK_FILE_BYTES} bytes, the most a rulebook file may hold"
+            ),
+        )
+    };
+    if meta.len() > MAX_RULEBOOK_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_RULEBOOK_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_RULEBOOK_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
+}
+
 /// Compiles a rulebook file, or every `*.yml` / `*.yaml` file directly inside a directory
 /// (sorted by name, merged into one rulebook). Every error is reported, not just the first.
+/// Only regular files are read, each at most [`MAX_RULEBOOK_FILE_BYTES`].
 pub fn compile_path(path: &Path, catalog: &Catalog) -> Result<Compiled, Errors> {
     let shown = path.display().to_string();
     let io = |file: String, e: std::io::Error| {
@@ -83,7 +119,7 @@ pub fn compile_path(path: &Path, catalog: &Catalog) -> Result<Compiled, Errors> 
     let mut errors = Vec::new();
     for f in files {
         let name = f.display().to_string();
-        match std::fs::read_to_string(&f) {
+        match read_rulebook_file(&f) {
             Ok(text) => sources.push((name, text)),
             Err(e) => errors.extend(io(name, e).0),
         }
@@ -507,6 +543,26 @@ impl<'c> Compiler<'c> {
         let field = self.str(field);
         let group_by = match group_by {
             None => GroupBy::Source,
+            Some(node) if node.seq().is_some() => match node.seq().unwrap_or(&[]) {
+                [first, field] if first.scalar() == Some("source") => {
+                    match self.field_name(field, "group_by") {
+                        Some(f) => GroupBy::SourceField(self.str(f)),
+                        None => GroupBy::Source,
+                    }
+                }
+                _ => {
+                    self.error(
+                        node.pos,
+                        Error::BadValue {
+                            what: "group_by".into(),
+                            problem: "as a list must be `[source, FIELD]`: one window per \
+                                          source and value of FIELD"
+                                .into(),
+                        },
+                    );
+                    GroupBy::Source
+                }
+            },
             Some(node) => match self.field_name(node, "group_by") {
                 Some("source") | None => GroupBy::Source,
                 Some("tag") => GroupBy::Tag,
@@ -1110,7 +1166,8 @@ impl<'c> Compiler<'c> {
                 let b = &self.out.rules[t];
                 let same = match (a.group_by, b.group_by) {
                     (_, GroupBy::Nothing) => true,
-                    (GroupBy::Field(x), GroupBy::Field(y)) => p.str(x) == p.str(y),
+                    (GroupBy::Field(x), GroupBy::Field(y))
+                    | (GroupBy::SourceField(x), GroupBy::SourceField(y)) => p.str(x) == p.str(y),
                     (x, y) => x == y,
                 };
                 if !same {
@@ -1119,6 +1176,7 @@ impl<'c> Compiler<'c> {
                         GroupBy::Tag => "tag".to_string(),
                         GroupBy::Nothing => "none".to_string(),
                         GroupBy::Field(f) => p.str(f).to_string(),
+                        GroupBy::SourceField(f) => format!("[source, {}]", p.str(f)),
                     };
                     found.push((
                         file,

@@ -64,6 +64,7 @@ impl Compiled {
         table(&mut s, "rules", p.rules, |r| {
             let group_by = match r.group_by {
                 GroupBy::Field(f) => format!("{P}::GroupBy::Field({})", str_ref(f)),
+                GroupBy::SourceField(f) => format!("{P}::GroupBy::SourceField({})", str_ref(f)),
                 other => format!("{P}::GroupBy::{other:?}"),
             };
             format!(

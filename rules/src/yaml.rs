@@ -19,8 +19,10 @@ pub const MAX_NODES: usize = 2_000_000;
 
 /// A place in a file: line and column, both from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub(crate) struct Pos {
+pub struct Pos {
+    /// Line, from 1.
     pub line: u32,
+    /// Column, from 1.
     pub col: u32,
 }
 
@@ -36,20 +38,27 @@ impl Pos {
 
 /// A node and where it starts.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Node {
+pub struct Node {
+    /// Where it starts.
     pub pos: Pos,
+    /// What it holds.
     pub kind: Kind,
 }
 
 /// What a node holds.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// Key/value pairs in document order (keys are nodes too, with their own positions).
     Map(Vec<(Node, Node)>),
     /// Items in order.
     Seq(Vec<Node>),
     /// A scalar's text, and whether it was written plain (unquoted, not a block scalar).
-    Scalar { text: String, plain: bool },
+    Scalar {
+        /// The text.
+        text: String,
+        /// Written plain: unquoted and not a block scalar.
+        plain: bool,
+    },
 }
 
 impl Node {
@@ -139,7 +148,7 @@ impl Node {
 
 /// The outcome of parsing one file.
 #[derive(Debug, Default)]
-pub(crate) struct Parsed {
+pub struct Parsed {
     /// The document's root; `None` for an empty file or when parsing failed.
     pub root: Option<Node>,
     /// Problems found (a syntax error ends parsing; duplicate keys do not).
@@ -167,7 +176,7 @@ struct Anchored {
 }
 
 /// Parses one YAML document into a [`Node`] tree.
-pub(crate) fn parse(text: &str) -> Parsed {
+pub fn parse(text: &str) -> Parsed {
     let mut out = Parsed::default();
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();

@@ -158,10 +158,8 @@ fn examples_directory_as_one_rulebook() {
     assert_eq!(lit(&p, a[1].2), "-h");
 
     let svc = &p.rules[p.rule_named("service_down").unwrap() as usize];
-    assert_eq!(
-        (svc.func, svc.lo, svc.group_by),
-        (RuleFn::Eq, 0.0, GroupBy::Tag)
-    );
+    assert_eq!((svc.func, svc.lo), (RuleFn::Eq, 0.0));
+    assert!(matches!(svc.group_by, GroupBy::SourceField(f) if p.str(f) == "name"));
     let fire = &p.reactions_of(svc)[0];
     assert!(!fire.remote);
     let a = args(&p, fire);

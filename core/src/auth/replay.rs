@@ -64,6 +64,24 @@ impl ReplayWindow {
         }
     }
 
+    /// A window that accepts only sequence numbers above `highest`: the window of a source
+    /// whose highest number was kept across a restart, when which numbers below it were
+    /// seen is not known.
+    ///
+    /// ```
+    /// use reflex_core::auth::{Replay, ReplayWindow};
+    /// let mut w = ReplayWindow::after(10);
+    /// assert_eq!(w.accept(10), Err(Replay::Repeated));
+    /// assert_eq!(w.accept(9), Err(Replay::Repeated));
+    /// assert_eq!(w.accept(11), Ok(()));
+    /// ```
+    pub const fn after(highest: u64) -> ReplayWindow {
+        ReplayWindow {
+            highest: Some(highest),
+            seen: u128::MAX,
+        }
+    }
+
     /// The highest sequence number accepted so far.
     pub const fn highest(&self) -> Option<u64> {
         self.highest

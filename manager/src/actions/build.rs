@@ -9,9 +9,6 @@ use reflex_core::wire::Action;
 use crate::host::text::clip;
 use crate::reactions::arguments;
 
-/// How long an action is valid after it is issued, in milliseconds.
-pub const ACTION_TTL_MS: u64 = 60_000;
-
 /// The target of a remote reaction rendered for `ctx`; `*` (every Actor) when it renders
 /// empty.
 pub fn target(program: &Program<'_>, reaction: &Reaction, ctx: &Context<'_>) -> String {
@@ -22,8 +19,9 @@ pub fn target(program: &Program<'_>, reaction: &Reaction, ctx: &Context<'_>) -> 
     target
 }
 
-/// The action `id` of `reaction` to `target`, from `source`, issued at `now_ms`; why not when
-/// the target or an argument does not fit an action.
+/// The action `id` of `reaction` to `target`, from `source`, issued at `valid.start` and
+/// expiring at `valid.end` (milliseconds since the Unix epoch); why not when the target or an
+/// argument does not fit an action.
 pub fn action(
     program: &Program<'_>,
     reaction: &Reaction,
@@ -31,15 +29,17 @@ pub fn action(
     id: u64,
     source: &SourceId,
     target: &str,
-    now_ms: u64,
+    valid: std::ops::Range<u64>,
 ) -> Result<Action, String> {
     let key = program.str(reaction.key);
     let mut a =
         Action::new(id, key, target).map_err(|e| format!("target `{}`: {e}", clip(target, 80)))?;
     a.source = source.clone();
     a.seq = id;
-    a.time = now_ms;
-    a.expires = now_ms + ACTION_TTL_MS;
+    a.time = valid.start;
+    a.expires = valid.end;
+    // One reaction further than its event, as an event fired locally would be.
+    a.hops = ctx.event.hops.saturating_add(1);
     for arg in program.args_of(reaction) {
         let name = program.str(arg.name);
         let value = program

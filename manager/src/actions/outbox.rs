@@ -13,6 +13,8 @@ use super::known::{KnownActors, is_glob};
 
 /// How often an unanswered action to an exact Actor is sent again.
 pub const RETRY_EVERY: Duration = Duration::from_secs(5);
+/// How soon an action an Actor answered "busy" is sent again.
+pub const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// Where encoded actions go: the feed socket to the Publisher.
 pub trait Feed {
@@ -41,6 +43,32 @@ struct Outgoing {
     bytes: Vec<u8>,
     expires_ms: u64,
     next_retry: Instant,
+    /// What its expiry report names.
+    about: About,
+}
+
+/// What an action was, for the report of its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct About {
+    /// The rule that made it.
+    pub rule: String,
+    /// Its function key.
+    pub function: String,
+    /// Its hops.
+    pub hops: u8,
+}
+
+/// An action that expired before it was delivered or answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    /// The action's id.
+    pub id: u64,
+    /// The Actor it was for (`*`: all).
+    pub target: String,
+    /// Whether it had been handed to the Publisher (`false`: it never left the queue).
+    pub sent: bool,
+    /// What it was.
+    pub about: About,
 }
 
 impl Outgoing {
@@ -102,6 +130,7 @@ impl Outbox {
     pub fn submit(
         &mut self,
         action: Action,
+        rule: &str,
         known: &KnownActors,
         feed: &impl Feed,
         metrics: &Metrics,
@@ -138,6 +167,11 @@ impl Outbox {
                 bytes: self.buf[..n].to_vec(),
                 expires_ms: copy.expires,
                 next_retry: now + RETRY_EVERY,
+                about: About {
+                    rule: rule.to_string(),
+                    function: copy.function.to_string(),
+                    hops: copy.hops,
+                },
             };
             if self.pending.is_empty() && feed.try_send(&out.bytes) {
                 metrics
@@ -151,19 +185,48 @@ impl Outbox {
         Ok(targets.len())
     }
 
-    /// Result of action `id` from `actor`: stop resending it.
-    pub fn acknowledge(&mut self, id: u64, actor: &str) {
-        self.unacked.remove(&(id, actor.to_string()));
+    /// Result of action `id` from `actor`: stop resending it. Returns whether the action was
+    /// waiting for that result (`false` for a repeat, or an action to all Actors).
+    pub fn acknowledge(&mut self, id: u64, actor: &str) -> bool {
+        self.unacked.remove(&(id, actor.to_string())).is_some()
     }
 
-    /// Sends what waits (oldest first, while the feed takes it), drops expired actions, and
-    /// resends unanswered ones that are due.
-    pub fn tick(&mut self, feed: &impl Feed, metrics: &Metrics, now: Instant, now_ms: u64) {
+    /// `actor` answered action `id` "busy": it was not performed, so it is sent again after
+    /// [`BUSY_RETRY`]. Returns whether the action was waiting for that Actor.
+    pub fn busy(&mut self, id: u64, actor: &str, now: Instant) -> bool {
+        match self.unacked.get_mut(&(id, actor.to_string())) {
+            Some(out) => {
+                out.next_retry = now + BUSY_RETRY;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends what waits (oldest first, while the feed takes it), resends unanswered actions
+    /// that are due, and returns those that expired: each is dropped and counted as
+    /// `action_expired`, and reported by the caller.
+    pub fn tick(
+        &mut self,
+        feed: &impl Feed,
+        metrics: &Metrics,
+        now: Instant,
+        now_ms: u64,
+    ) -> Vec<Expired> {
         use std::sync::atomic::Ordering::Relaxed;
+        let mut expired = Vec::new();
+        let is_expired = |out: &Outgoing| out.expires_ms != 0 && now_ms >= out.expires_ms;
         while let Some(front) = self.pending.front() {
-            if front.expires_ms != 0 && now_ms >= front.expires_ms {
+            if is_expired(front) {
                 metrics.dropped(DropReason::ActionExpired, 1);
-                self.pending.pop_front();
+                if let Some(out) = self.pending.pop_front() {
+                    expired.push(Expired {
+                        id: out.id,
+                        target: out.target,
+                        sent: false,
+                        about: out.about,
+                    });
+                }
                 continue;
             }
             if !feed.try_send(&front.bytes) {
@@ -176,14 +239,29 @@ impl Outbox {
             }
         }
         if now.saturating_duration_since(self.last_retry_scan) < Duration::from_secs(1) {
-            return;
+            return expired;
         }
         self.last_retry_scan = now;
-        self.unacked
-            .retain(|_, out| out.expires_ms == 0 || now_ms < out.expires_ms);
+        let gone: Vec<(u64, String)> = self
+            .unacked
+            .iter()
+            .filter(|(_, out)| is_expired(out))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            if let Some(out) = self.unacked.remove(&key) {
+                metrics.dropped(DropReason::ActionExpired, 1);
+                expired.push(Expired {
+                    id: out.id,
+                    target: out.target,
+                    sent: true,
+                    about: out.about,
+                });
+            }
+        }
         if !self.pending.is_empty() {
             // The feed is refusing: resending would only queue behind what waits.
-            return;
+            return expired;
         }
         for out in self.unacked.values_mut() {
             if out.next_retry <= now {
@@ -194,6 +272,7 @@ impl Outbox {
                 out.next_retry = now + RETRY_EVERY;
             }
         }
+        expired
     }
 
     /// Actions waiting for the Publisher.
@@ -224,7 +303,8 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::build::ACTION_TTL_MS;
+    /// An action's lifetime in these tests.
+    const ACTION_TTL_MS: u64 = 60_000;
     use crate::actions::known::ACTOR_TTL;
     use std::cell::RefCell;
 
@@ -266,12 +346,12 @@ mod tests {
         known.heartbeat("db-1", now);
         let mut o = Outbox::new(100);
         let a = action(&mut o, "web-*");
-        assert_eq!(o.submit(a, &known, &feed, &m, now), Ok(2));
+        assert_eq!(o.submit(a, "r", &known, &feed, &m, now), Ok(2));
         let b = action(&mut o, "*");
-        assert_eq!(o.submit(b, &known, &feed, &m, now), Ok(1));
+        assert_eq!(o.submit(b, "r", &known, &feed, &m, now), Ok(1));
         let c = action(&mut o, "cache-?");
         assert_eq!(
-            o.submit(c, &known, &feed, &m, now),
+            o.submit(c, "r", &known, &feed, &m, now),
             Err(DropReason::NoTarget)
         );
         let targets: Vec<String> = feed
@@ -317,7 +397,7 @@ mod tests {
         let now = Instant::now();
         for target in ["web-1", "node-7"] {
             let a = action(&mut o, target);
-            o.submit(a, &known, &feed, &m, now).unwrap();
+            o.submit(a, "r", &known, &feed, &m, now).unwrap();
         }
         let sent = feed.0.borrow();
         let check = |bytes: &[u8], v: &Verifier| {
@@ -340,7 +420,7 @@ mod tests {
         let now = Instant::now();
         for _ in 0..3 {
             let a = action(&mut o, "web-1");
-            assert_eq!(o.submit(a, &known, &feed, &m, now), Ok(1));
+            assert_eq!(o.submit(a, "r", &known, &feed, &m, now), Ok(1));
         }
         assert_eq!(o.pending(), 2);
         assert_eq!(m.drops(DropReason::ActionQueueFull), 1);
@@ -356,13 +436,24 @@ mod tests {
             m.actions_retried.load(std::sync::atomic::Ordering::Relaxed),
             2
         );
-        // Expired: forgotten.
-        o.tick(
+        // Expired: forgotten, and each reported once.
+        let expired = o.tick(
             &feed,
             &m,
             later + Duration::from_secs(2),
             crate::host::clock::now_ms() + ACTION_TTL_MS,
         );
         assert_eq!(o.unacked(), 0);
+        assert_eq!(expired.len(), 2);
+        assert!(expired.iter().all(|e| e.sent && e.target == "web-1"));
+        assert_eq!(expired[0].about.rule, "r");
+        assert_eq!(m.drops(DropReason::ActionExpired), 2);
+        let again = o.tick(
+            &feed,
+            &m,
+            later + Duration::from_secs(4),
+            crate::host::clock::now_ms() + ACTION_TTL_MS,
+        );
+        assert!(again.is_empty());
     }
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,11 @@ pub const FEED_HWM: i32 = 10_000;
 /// Longest frame an Actor may send the Publisher: a subscription, one byte then a topic
 /// (`<id>\0`); a longer one disconnects it.
 pub const MAX_SUBSCRIPTION_FRAME: i64 = 2 + wire::MAX_TARGET_LEN as i64;
+/// Whether the first Publisher bound its socket, or why not (see [`supervise`]).
+pub type FirstStart = Receiver<Result<(), String>>;
+/// The line a Publisher started by a Manager writes on its standard output once its publish
+/// socket is bound.
+pub const BOUND: &str = "bound";
 
 /// What the Publisher process is told.
 #[derive(Debug, Clone)]
@@ -73,6 +79,12 @@ pub fn run(config: &Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
     publish
         .bind(&config.publish)
         .map_err(|e| Error::socket("bind", &config.publish, e))?;
+    if config.parent.is_some() {
+        // Tells the supervising Manager that the socket is bound (see [`supervise`]).
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{BOUND}").and_then(|_| out.flush());
+    }
     let settle_until = Instant::now() + SETTLE;
     while Instant::now() < settle_until {
         if shutdown.load(Relaxed) || orphaned() {
@@ -148,17 +160,23 @@ pub fn run(config: &Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
 /// Starts the Publisher as `exe publisher --feed FEED --publish PUBLISH --parent PID` and
 /// keeps it running until `shutdown` is set; then stops it (SIGTERM, then SIGKILL after two
 /// seconds). Every restart is logged and counted in `reflex_publisher_restarts_total`.
+///
+/// The first Publisher must bind its socket: the returned receiver gets `Ok` once it says
+/// [`BOUND`], or why not when it exits first, and then the supervisor stops (no restart: a
+/// port taken at start is a configuration error, not a crash).
 pub fn supervise(
     exe: PathBuf,
     feed: String,
     publish: String,
     metrics: Arc<Metrics>,
     shutdown: Arc<AtomicBool>,
-) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new()
+) -> Result<(JoinHandle<()>, FirstStart), Error> {
+    let (first_tx, first_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
         .name("publisher-supervisor".into())
         .spawn(move || {
             let mut backoff = Duration::from_millis(100);
+            let mut first = Some(first_tx);
             loop {
                 if shutdown.load(Relaxed) {
                     return;
@@ -166,6 +184,18 @@ pub fn supervise(
                 let started = Instant::now();
                 match spawn(&exe, &feed, &publish) {
                     Ok(mut child) => {
+                        let bound = wait_bound(&mut child);
+                        if let Some(tx) = first.take() {
+                            if !bound {
+                                let why = match child.wait() {
+                                    Ok(s) => format!("it exited ({s}) before binding {publish}"),
+                                    Err(e) => format!("it was lost before binding {publish}: {e}"),
+                                };
+                                let _ = tx.send(Err(why));
+                                return;
+                            }
+                            let _ = tx.send(Ok(()));
+                        }
                         let pid = child.id();
                         metrics.publisher_pid.store(u64::from(pid), Relaxed);
                         tracing::info!(pid, "publisher started");
@@ -189,6 +219,10 @@ pub fn supervise(
                     }
                     Err(e) => {
                         tracing::error!(error = %e, exe = %exe.display(), "cannot start the publisher");
+                        if let Some(tx) = first.take() {
+                            let _ = tx.send(Err(format!("cannot run {}: {e}", exe.display())));
+                            return;
+                        }
                     }
                 }
                 if started.elapsed() > Duration::from_secs(10) {
@@ -205,7 +239,21 @@ pub fn supervise(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         })
-        .map_err(|e| Error::io("start the publisher supervisor", e))
+        .map_err(|e| Error::io("start the publisher supervisor", e))?;
+    Ok((handle, first_rx))
+}
+
+/// Reads the child's standard output until it says [`BOUND`] (`true`) or closes it (`false`:
+/// it exited, or will).
+fn wait_bound(child: &mut Child) -> bool {
+    use std::io::BufRead;
+    let Some(out) = child.stdout.take() else {
+        return false;
+    };
+    let mut lines = std::io::BufReader::new(out).lines();
+    let bound = lines.any(|l| l.is_ok_and(|l| l == BOUND));
+    // The pipe is dropped here: the Publisher writes nothing else on it.
+    bound
 }
 
 fn spawn(exe: &PathBuf, feed: &str, publish: &str) -> std::io::Result<Child> {
@@ -218,7 +266,7 @@ fn spawn(exe: &PathBuf, feed: &str, publish: &str) -> std::io::Result<Child> {
         .arg("--parent")
         .arg(std::process::id().to_string())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::Error;
+use crate::daemon::DEFAULT_ACTION_TTL_S;
 use crate::daemon::{
     self, Config, DEFAULT_EVENTS, DEFAULT_ID, DEFAULT_METRICS, DEFAULT_PUBLISH, DEFAULT_QUEUE,
     DEFAULT_WATCH, DEFAULT_WORKERS,
@@ -30,7 +31,7 @@ pub struct ManagerArgs {
     #[arg(long, value_name = "ENDPOINT", default_value = DEFAULT_WATCH)]
     pub watch: String,
     /// The Manager-to-Publisher socket (PUSH, bound). Default:
-    /// `ipc://$TMPDIR/reflex-feed-<pid>.ipc`.
+    /// `ipc://$TMPDIR/reflex-manager-<pid>/feed.ipc` (a directory of mode 0700).
     #[arg(long, value_name = "ENDPOINT")]
     pub feed: Option<String>,
     /// Keep register state in DIR (snapshot and log), restored at start, so a restart or a
@@ -69,6 +70,33 @@ pub struct ManagerArgs {
     /// sources without a key. Warned about loudly, and exposed as `reflex_insecure 1`.
     #[arg(long)]
     pub insecure: bool,
+    /// Seconds an action is valid: an Actor refuses it later, and the Manager reports it
+    /// expired (`/reflex/expired/<target>`) when no result came back by then.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_ACTION_TTL_S, value_parser = clap::value_parser!(u32).range(1..))]
+    pub action_ttl: u32,
+    /// Partitioned deployment (NATS JetStream), boxed: most Managers do not use it.
+    #[cfg(feature = "nats")]
+    #[command(flatten)]
+    pub scale: Box<ScaleArgs>,
+}
+
+/// The flags of `reflex manager --nats`.
+#[cfg(feature = "nats")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScaleArgs {
+    /// Join a partitioned deployment on this NATS server (JetStream enabled) instead of
+    /// binding the ZeroMQ sockets; `reflex ingest` is its edge.
+    #[arg(long, value_name = "URL", requires = "partitions")]
+    pub nats: Option<String>,
+    /// Partitions of the deployment (with --nats).
+    #[arg(long, requires = "nats", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub partitions: Option<u32>,
+    /// Prefix of the deployment's streams, subjects and buckets (with --nats).
+    #[arg(long, default_value = "reflex")]
+    pub prefix: String,
+    /// How long a partition lease lasts without renewal, in milliseconds (with --nats).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(200..))]
+    pub lease_ms: u64,
 }
 
 impl ManagerArgs {
@@ -94,6 +122,7 @@ impl ManagerArgs {
             key: self.key.clone(),
             trust: self.trust.clone(),
             insecure: self.insecure,
+            action_ttl_ms: u64::from(self.action_ttl) * 1000,
         })
     }
 }
@@ -102,7 +131,27 @@ impl ManagerArgs {
 /// rulebook is invalid or a socket cannot be bound. SIGHUP reloads the rulebook.
 pub fn main(args: &ManagerArgs) -> std::process::ExitCode {
     let (shutdown, reload) = signals::manager_signals();
+    #[cfg(feature = "nats")]
+    if let (Some(url), Some(partitions)) = (&args.scale.nats, args.scale.partitions) {
+        let result = args.config().and_then(|manager| {
+            let config = crate::scale::owner::OwnerConfig {
+                url: url.clone(),
+                partitions,
+                names: crate::scale::names::Names::new(&args.scale.prefix),
+                lease: std::time::Duration::from_millis(args.scale.lease_ms),
+                checkpoint_every: std::time::Duration::from_millis(500),
+                manager,
+            };
+            crate::scale::owner::run(&config, &shutdown)
+        });
+        return finish(result);
+    }
     let result = args.config().and_then(|c| daemon::run(c, shutdown, reload));
+    finish(result)
+}
+
+/// The exit status of a Manager that ended with `result`.
+fn finish(result: Result<(), Error>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(Error::Rulebook(errors)) => {
@@ -137,6 +186,6 @@ mod tests {
         let c = line.args.config().unwrap();
         let feed = c.feed_endpoint();
         assert!(feed.starts_with("ipc://"));
-        assert!(feed.ends_with(&format!("reflex-feed-{}.ipc", std::process::id())));
+        assert!(feed.ends_with(&format!("reflex-manager-{}/feed.ipc", std::process::id())));
     }
 }

@@ -6,12 +6,17 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod completions;
 pub mod demo;
+#[cfg(feature = "nats")]
+pub mod ingest;
 pub mod keys;
+pub mod man;
 pub mod manager;
 pub mod publisher;
 pub mod reload;
 pub mod send;
+pub mod test;
 pub mod watch;
 
 /// reflex: event-driven infrastructure automation.
@@ -47,6 +52,17 @@ pub enum Command {
     /// Generate keys: an Ed25519 key pair for the Manager or an agent, or a device's HMAC
     /// key (`reflex keys gen`).
     Keys(keys::KeysArgs),
+    /// The stateless edge of a partitioned deployment: check events from the ZeroMQ edge
+    /// and publish them in batches to the NATS partition streams.
+    #[cfg(feature = "nats")]
+    Ingest(ingest::IngestArgs),
+    /// Run rule test files against a rulebook on a virtual clock: exit 0, or 1 with a
+    /// `file:line:col: expected ..., got ...` line per failed expectation.
+    Test(test::TestArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page reflex(1), or write one page per command into a directory.
+    Man(man::ManArgs),
 }
 
 /// Runs `reflex` with the process's arguments: logs to stderr, then the subcommand.
@@ -62,5 +78,10 @@ pub fn main() -> ExitCode {
         Command::Reload(args) => reload::main(&args),
         Command::Demo(args) => demo::main(&args),
         Command::Keys(args) => keys::main(&args),
+        #[cfg(feature = "nats")]
+        Command::Ingest(args) => ingest::main(&args),
+        Command::Test(args) => test::main(&args),
+        Command::Completions(args) => completions::main(&args),
+        Command::Man(args) => man::main(&args),
     }
 }

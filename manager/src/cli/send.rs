@@ -11,11 +11,24 @@ use reflex_core::{Event, Value};
 use crate::Error;
 use crate::host::hostname::hostname;
 
-/// How long `reflex send` waits at most for its event to leave.
-pub const LINGER: Duration = Duration::from_secs(2);
+/// How long `reflex send` waits at most, by default, for a Manager to take its event.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The value of one `key=value` field: text in double quotes is a string as it is within
+/// them (`"007"`, `"1.10"`, `"true"`); anything else is read by [`Value::parse`].
+pub fn field_value(text: &str) -> Result<Value, reflex_core::Error> {
+    match text
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        Some(inner) => Value::str(inner),
+        None => Value::parse(text),
+    }
+}
 
 /// Builds the event `tag` from `source` with `key=value` fields, values read by
-/// [`Value::parse`] (integer, float, bool, else string).
+/// [`field_value`] (integer, float, bool, else string; a string when double-quoted). A key
+/// given twice is an error.
 pub fn build_event(
     tag: &str,
     fields: &[String],
@@ -34,8 +47,11 @@ pub fn build_event(
         if key.is_empty() {
             return Err(Error::NotAField(field.clone()));
         }
+        if e.get(key).is_some() {
+            return Err(Error::DuplicateField(key.to_string()));
+        }
         let value =
-            Value::parse(text).map_err(|err| Error::core(format!("value of `{key}`"), err))?;
+            field_value(text).map_err(|err| Error::core(format!("value of `{key}`"), err))?;
         e.push(key, value)
             .map_err(|err| Error::core(format!("field `{key}`"), err))?;
     }
@@ -51,8 +67,15 @@ pub fn signer(path: &Path) -> Result<Signer, Error> {
 }
 
 /// Pushes `event` to `to`, tagged by `signer` (unsigned when `None`), waiting at most
-/// [`LINGER`] for it to leave.
-pub fn send(event: &Event, signer: Option<&Signer>, to: &str) -> Result<(), Error> {
+/// `timeout` for a Manager to take it: [`Error::NotDelivered`] when no connection to one is
+/// made by then (the event is queued only on a connection that completed its handshake, and
+/// the same time is left for it to leave).
+pub fn send(
+    event: &Event,
+    signer: Option<&Signer>,
+    to: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
     let mut buf = vec![0u8; MAX_ENVELOPE_LEN];
     let n = auth::encode(&Body::Event(event.clone()), signer, &mut buf)
         .map_err(|e| Error::core("event", e))?;
@@ -60,16 +83,30 @@ pub fn send(event: &Event, signer: Option<&Signer>, to: &str) -> Result<(), Erro
     let push = ctx
         .socket(zmq::PUSH)
         .map_err(|e| Error::socket("create", "events", e))?;
-    push.set_linger(LINGER.as_millis() as i32)
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    push.set_linger(ms)
+        .and_then(|_| push.set_sndtimeo(ms))
+        // Queue only on a connection that is up: with none, the send times out.
+        .and_then(|_| push.set_immediate(true))
         .map_err(|e| Error::socket("configure", to, e))?;
     push.connect(to)
         .map_err(|e| Error::socket("connect", to, e))?;
-    push.send(&buf[..n], zmq::DONTWAIT)
-        .map_err(|e| Error::Transfer {
-            what: "send",
-            socket: "events",
-            source: e,
-        })?;
+    match push.send(&buf[..n], 0) {
+        Ok(()) => {}
+        Err(zmq::Error::EAGAIN) => {
+            return Err(Error::NotDelivered {
+                to: to.to_string(),
+                seconds: timeout.as_secs_f64(),
+            });
+        }
+        Err(e) => {
+            return Err(Error::Transfer {
+                what: "send",
+                socket: "events",
+                source: e,
+            });
+        }
+    }
     drop(push);
     drop(ctx);
     Ok(())
@@ -81,9 +118,13 @@ pub struct SendArgs {
     /// The event's tag, e.g. `/client/load/web-1`.
     #[arg(value_name = "TAG", allow_hyphen_values = true)]
     pub tag: String,
-    /// Fields as `key=value`; values read as integer, float, `true`/`false`, else string.
+    /// Fields as `key=value`; values read as integer, float, `true`/`false`, else string. A
+    /// value in double quotes is a string: `version='"1.10"'`. A key may appear once.
     #[arg(value_name = "KEY=VALUE")]
     pub fields: Vec<String>,
+    /// Seconds to wait for a Manager to take the event; exit 1 when none does.
+    #[arg(long, value_name = "SECONDS", default_value_t = TIMEOUT.as_secs_f64())]
+    pub timeout: f64,
     /// The event's source. Default: this host's name.
     #[arg(long, value_name = "ID")]
     pub source: Option<String>,
@@ -96,10 +137,17 @@ pub struct SendArgs {
     pub key: Option<std::path::PathBuf>,
 }
 
-/// Runs `reflex send`: exit status 0 once the event is handed over, 1 with a message when
-/// the event is invalid or cannot be sent.
+/// Runs `reflex send`: exit status 0 once the event is handed to a Manager, 1 with a message
+/// when the event is invalid or no Manager takes it within `--timeout`.
 pub fn main(args: &SendArgs) -> std::process::ExitCode {
     let source = args.source.clone().unwrap_or_else(hostname);
+    let Some(timeout) = Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+    else {
+        eprintln!("reflex send: --timeout must be a positive number of seconds");
+        return std::process::ExitCode::FAILURE;
+    };
     let result = args
         .key
         .as_deref()
@@ -112,7 +160,7 @@ pub fn main(args: &SendArgs) -> std::process::ExitCode {
                 &source,
                 crate::host::clock::now_ms(),
             )?;
-            send(&e, signer.as_ref(), &args.to)
+            send(&e, signer.as_ref(), &args.to, timeout)
         });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -140,5 +188,25 @@ mod tests {
         assert_eq!(e.get("load_avg"), Some(&Value::Float(23.5)));
         assert!(build_event("no-slash", &[], "h", 1).is_err());
         assert!(build_event("/t", &["novalue".into()], "h", 1).is_err());
+    }
+
+    #[test]
+    fn duplicates_are_refused_and_quotes_make_strings() {
+        let e = build_event("/t", &["x=1".into(), "x=2".into()], "h", 1).unwrap_err();
+        assert_eq!(e.to_string(), "field `x` is given more than once");
+        let fields = [
+            r#"code="007""#,
+            r#"v="1.10""#,
+            "n=007",
+            r#"q=""#,
+            r#"empty="""#,
+        ];
+        let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        let e = build_event("/t", &fields, "h", 1).unwrap();
+        assert_eq!(e.get("code"), Some(&Value::str("007").unwrap()));
+        assert_eq!(e.get("v"), Some(&Value::str("1.10").unwrap()));
+        assert_eq!(e.get("n"), Some(&Value::Int(7)));
+        assert_eq!(e.get("q"), Some(&Value::str("\"").unwrap()));
+        assert_eq!(e.get("empty"), Some(&Value::str("").unwrap()));
     }
 }

@@ -5,7 +5,9 @@
 //! ```text
 //! 12:00:01.123  /client/load/web-1  web-1  load_avg=23.5 io_avg=1.2
 //! 12:00:01.124  REACTION reactions.exec.run  web-1  rule=load_avg ok code=0 output="done"
+//! 12:00:01.125  REACTION reactions.actor.run  web-1  rule=load_avg queued code=0 output="queued: action 17 to web-1 (1 copy)" action_id=17
 //! 12:00:01.300  RESULT reactions.actor.run  web-1  id=17 ok code=0 output="restarted"
+//! 12:01:01.200  EXPIRED reactions.actor.run  web-2  id=18 rule=load_avg sent=true
 //! 12:00:02.000  DROP loop  manager  count=3
 //! ```
 
@@ -58,10 +60,14 @@ pub fn format_event(e: &Event) -> String {
         let key = format!("reactions.{}", rest.replacen('/', ".", 1));
         let rule = e.get("rule").map(show).unwrap_or_default();
         let more: Vec<String> = fields(e, &["rule", "ok"]).collect();
+        // An action's report says it was handed on, not that it ran: its result says that.
+        let state = match flag(e) {
+            "ok" if e.get("action_id").is_some() => "queued",
+            other => other,
+        };
         return format!(
-            "{time}  REACTION {key}  {}  rule={rule} {} {}",
+            "{time}  REACTION {key}  {}  rule={rule} {state} {}",
             e.source,
-            flag(e),
             more.join(" ")
         )
         .trim_end()
@@ -79,6 +85,13 @@ pub fn format_event(e: &Event) -> String {
         )
         .trim_end()
         .to_string();
+    }
+    if let Some(target) = tag.strip_prefix("/reflex/expired/") {
+        let function = e.get("function").map(|v| v.to_string()).unwrap_or_default();
+        let more: Vec<String> = fields(e, &["function"]).collect();
+        return format!("{time}  EXPIRED {function}  {target}  {}", more.join(" "))
+            .trim_end()
+            .to_string();
     }
     if let Some(reason) = tag.strip_prefix("/reflex/drop/") {
         let more: Vec<String> = fields(e, &[]).collect();
@@ -209,6 +222,27 @@ mod tests {
         let line = format_event(&res);
         assert!(
             line.ends_with("  RESULT reactions.actor.run  web-1  id=5 FAILED code=2"),
+            "{line}"
+        );
+        let mut q = Event::new("/reflex/reaction/actor/run", "web-1").unwrap();
+        q.push("rule", Value::str("load_avg").unwrap()).unwrap();
+        q.push("ok", Value::Bool(true)).unwrap();
+        q.push("action_id", Value::Int(17)).unwrap();
+        let line = format_event(&q);
+        assert!(
+            line.ends_with(
+                "  REACTION reactions.actor.run  web-1  rule=load_avg queued action_id=17"
+            ),
+            "{line}"
+        );
+        let mut x = Event::new("/reflex/expired/web-2", "manager").unwrap();
+        x.push("id", Value::Int(18)).unwrap();
+        x.push("function", Value::str("reactions.actor.run").unwrap())
+            .unwrap();
+        x.push("rule", Value::str("load_avg").unwrap()).unwrap();
+        let line = format_event(&x);
+        assert!(
+            line.ends_with("  EXPIRED reactions.actor.run  web-2  id=18 rule=load_avg"),
             "{line}"
         );
         let mut d = Event::new("/reflex/drop/loop", "manager").unwrap();

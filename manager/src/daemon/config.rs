@@ -17,6 +17,8 @@ pub const DEFAULT_ID: &str = "manager";
 pub const DEFAULT_WORKERS: u16 = 4;
 /// The default capacity of each queue.
 pub const DEFAULT_QUEUE: u32 = 10_000;
+/// Seconds an action is valid by default.
+pub const DEFAULT_ACTION_TTL_S: u32 = 60;
 
 /// How to run a Manager.
 #[derive(Debug, Clone)]
@@ -32,7 +34,7 @@ pub struct Config {
     /// Endpoint of the watch PUB socket (bound).
     pub watch: String,
     /// Endpoint of the feed PUSH socket to the Publisher (bound); `None` for
-    /// `ipc://$TMPDIR/reflex-feed-<pid>.ipc`.
+    /// `ipc://$TMPDIR/reflex-manager-<pid>/feed.ipc`, in a directory of mode 0700 made for it.
     pub feed: Option<String>,
     /// Where register state is kept across restarts (see [`crate::state`]); `None` keeps it
     /// in memory only.
@@ -57,6 +59,9 @@ pub struct Config {
     /// Lab mode: accept unauthenticated messages from sources without a key, and run without
     /// `key` and `trust`.
     pub insecure: bool,
+    /// How long an action is valid after it is issued, in milliseconds: unanswered by then,
+    /// it is reported expired.
+    pub action_ttl_ms: u64,
 }
 
 impl Config {
@@ -65,7 +70,7 @@ impl Config {
         self.feed.clone().unwrap_or_else(|| {
             let dir = std::env::temp_dir();
             format!(
-                "ipc://{}/reflex-feed-{}.ipc",
+                "ipc://{}/reflex-manager-{}/feed.ipc",
                 dir.display().to_string().trim_end_matches('/'),
                 std::process::id()
             )

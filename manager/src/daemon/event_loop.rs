@@ -25,15 +25,16 @@ use reflex_core::engine;
 use reflex_core::event::{MAX_HOPS, SourceId};
 use reflex_core::store::MapStore;
 use reflex_core::value::Value;
-use reflex_core::wire::{self, ActionResult, Body};
+use reflex_core::wire::{self, ActionResult, Body, CODE_BUSY, CODE_REFUSED};
 use reflex_core::{Error as CoreError, Event};
 use reflex_rules::Compiled;
 
 use crate::Error;
+use crate::actions::outbox::Expired;
 use crate::actions::{KnownActors, Outbox};
 use crate::host::clock;
 use crate::host::text::clip;
-use crate::metrics::{DropReason, Metrics, Queue};
+use crate::metrics::{ActionOutcome, DropReason, Metrics, Queue};
 use crate::reactions::{Pool, report_event};
 use crate::state::{self, Persist};
 use crate::trust::Trust;
@@ -113,6 +114,10 @@ pub(super) struct EventLoop {
     pub(super) insecure_warned: Instant,
     /// The dashboard's view, made here while someone looks.
     pub(super) board: Arc<crate::http::Board>,
+    /// Per rule of the running rulebook (by index): its counters.
+    pub(super) rule_counts: Vec<Arc<crate::metrics::RuleCount>>,
+    /// How long an action is valid, in milliseconds.
+    pub(super) action_ttl_ms: u64,
 }
 
 /// The loud warning of lab mode, at start and every [`INSECURE_WARNING_EVERY`].
@@ -167,6 +172,10 @@ impl EventLoop {
             }
             if from_events {
                 self.drain(Origin::Network)?;
+                // Replay windows moved by this batch go to the state writer at once.
+                if let Some(p) = &mut self.persist {
+                    p.windows(self.trust.take_moved());
+                }
             }
             if !self.backlog.is_empty() {
                 self.read_clock();
@@ -245,6 +254,10 @@ impl EventLoop {
                         self.refuse_loop(&e);
                         continue;
                     }
+                    if origin == Origin::Network && is_reserved(&e.tag) {
+                        self.refuse_reserved(&e);
+                        continue;
+                    }
                     // Published as it arrived, without encoding it again.
                     self.watch.forward(&e.tag, &self.buf[..n]);
                     self.handle_event(e, received);
@@ -268,6 +281,11 @@ impl EventLoop {
     fn refuse_loop(&self, e: &Event) {
         self.metrics.dropped(DropReason::Loop, 1);
         tracing::debug!(tag = %e.tag, hops = e.hops, "event past the hop limit refused");
+    }
+
+    fn refuse_reserved(&self, e: &Event) {
+        self.metrics.dropped(DropReason::ReservedTag, 1);
+        tracing::debug!(tag = %e.tag, source = %e.source, "event under /reflex/ from outside refused");
     }
 
     /// An event made on this thread (a reaction report, an action result): published on
@@ -297,18 +315,29 @@ impl EventLoop {
                 value: f.value.cloned(),
             })
         };
-        let outcome = match &mut self.persist {
-            Some(p) => {
-                engine::evaluate_observed(&program, &mut self.store, &e, now_ms, &mut sink, |u| {
-                    p.record(&u)
-                })
+        let counts = &self.rule_counts;
+        let mut persist = self.persist.as_mut();
+        let outcome =
+            engine::evaluate_observed(&program, &mut self.store, &e, now_ms, &mut sink, |u| {
+                if let Some(c) = counts.get(u.rule as usize) {
+                    c.evaluated.fetch_add(1, Relaxed);
+                }
+                if let Some(p) = persist.as_mut() {
+                    p.record(&u);
+                }
+            });
+        for f in firings.iter() {
+            if let Some(c) = counts.get(f.rule as usize) {
+                c.fired.fetch_add(1, Relaxed);
             }
-            None => engine::evaluate(&program, &mut self.store, &e, now_ms, &mut sink),
-        };
+        }
         let m = &self.metrics;
-        m.rules_evaluated
-            .fetch_add(u64::from(outcome.evaluated), Relaxed);
-        m.rules_fired.fetch_add(u64::from(outcome.fired), Relaxed);
+        // The Manager's own reports live under /reflex/; matching nothing is normal for them.
+        if outcome.entries == 0 && !e.tag.starts_with("/reflex/") {
+            m.events_unmatched.fetch_add(1, Relaxed);
+        }
+        m.values_not_numeric
+            .fetch_add(u64::from(outcome.not_numeric), Relaxed);
         m.rules_cooled_down
             .fetch_add(u64::from(outcome.cooled_down), Relaxed);
         if outcome.store_full > 0 {
@@ -324,6 +353,7 @@ impl EventLoop {
                 received,
                 &self.id,
                 now_ms,
+                self.action_ttl_ms,
                 || outbox.next_id(),
                 &mut steps,
             );
@@ -346,7 +376,8 @@ impl EventLoop {
         }
     }
 
-    /// Hands an action to the outbox, and puts its report in the backlog.
+    /// Hands an action to the outbox, and puts its report in the backlog. An action past the
+    /// hop limit is refused as a loop, logged with its rule and its event's tag.
     fn send_action(&mut self, remote: Remote<'_>, cause: &Event) {
         let Remote {
             func,
@@ -356,10 +387,25 @@ impl EventLoop {
             target,
             action,
         } = remote;
+        if let Ok(a) = &action {
+            if a.hops > MAX_HOPS {
+                self.metrics.dropped(DropReason::Loop, 1);
+                tracing::warn!(
+                    rule,
+                    tag = %cause.tag,
+                    action = key,
+                    target = %target,
+                    hops = a.hops,
+                    "reaction loop stopped at the hop limit; action not sent"
+                );
+                return;
+            }
+        }
         let (ok, output) = match action {
             Ok(action) => {
                 let submitted = self.outbox.submit(
                     action,
+                    rule,
                     &self.known,
                     &self.feed,
                     &self.metrics,
@@ -367,7 +413,7 @@ impl EventLoop {
                 );
                 match submitted {
                     Ok(n) => {
-                        tracing::info!(action = key, id, target = %target, copies = n, rule, "action sent");
+                        tracing::info!(action = key, id, target = %target, copies = n, rule, "action queued");
                     }
                     Err(reason) => {
                         self.metrics.dropped(reason, 1);
@@ -397,17 +443,50 @@ impl EventLoop {
         }
     }
 
-    /// An action result becomes the event `/reflex/result/<actor>`.
+    /// An action result becomes the event `/reflex/result/<actor>`, attributed to the Actor
+    /// that sent it (whose key verified it). A "busy" answer is not a result: the action is
+    /// sent again.
     fn handle_result(&mut self, r: ActionResult, received: Instant) {
         self.metrics.results.fetch_add(1, Relaxed);
-        self.outbox.acknowledge(r.id, &r.source);
         self.known.heartbeat(&r.source, received);
+        if r.code == CODE_BUSY {
+            self.metrics.actions_busy.fetch_add(1, Relaxed);
+            if self.outbox.busy(r.id, &r.source, Instant::now()) {
+                tracing::info!(id = r.id, actor = %r.source, "actor busy; action sent again");
+            }
+            return;
+        }
+        if self.outbox.acknowledge(r.id, &r.source) {
+            self.metrics.outcome(if r.code == CODE_REFUSED {
+                ActionOutcome::Refused
+            } else {
+                ActionOutcome::Ran
+            });
+        }
         match result_event(&r) {
             Ok(e) => self.handle_own(e, received),
             Err(e) => {
                 self.metrics.dropped(DropReason::InvalidEvent, 1);
                 tracing::debug!(error = %e, actor = %r.source, "result not turned into an event");
             }
+        }
+    }
+
+    /// An action that expired unanswered: warned about, counted, and the event
+    /// `/reflex/expired/<target>`.
+    fn report_expired(&mut self, x: Expired) {
+        self.metrics.outcome(ActionOutcome::Expired);
+        tracing::warn!(
+            id = x.id,
+            target = %x.target,
+            rule = %x.about.rule,
+            action = %x.about.function,
+            sent = x.sent,
+            "action expired unacknowledged"
+        );
+        match expired_event(&x, &self.id) {
+            Ok(e) => self.push_backlog(e),
+            Err(e) => tracing::debug!(error = %e, "expiry report not made"),
         }
     }
 
@@ -428,6 +507,7 @@ impl EventLoop {
         let old = std::mem::replace(&mut self.rulebook, Arc::new(compiled));
         let program = self.rulebook.program();
         let kept = state::renumber(&mut self.store, &old.program(), &program);
+        self.rule_counts = self.metrics.rules.for_rules(self.rulebook.rule_names());
         if let Some(p) = &mut self.persist {
             p.reloaded(&program);
         }
@@ -447,8 +527,12 @@ impl EventLoop {
         if let Some(p) = &mut self.persist {
             p.tick(&self.store);
         }
-        self.outbox
+        let expired = self
+            .outbox
             .tick(&self.feed, &self.metrics, now, clock::now_ms());
+        for x in expired {
+            self.report_expired(x);
+        }
         let m = &self.metrics;
         m.set_queue(Queue::Reactions, self.pool.depth());
         m.set_queue(Queue::Internal, self.backlog.len());
@@ -508,13 +592,42 @@ impl EventLoop {
     }
 }
 
+/// The prefix of the tags of the Manager's own events; refused from outside.
+pub const RESERVED_PREFIX: &str = "/reflex/";
+
+/// Whether `tag` lies in the Manager's own tag space, `/reflex/...`.
+pub fn is_reserved(tag: &str) -> bool {
+    tag.starts_with(RESERVED_PREFIX)
+}
+
+/// The event `/reflex/expired/<target>` for an action that expired unanswered: `id`,
+/// `function`, `rule`, `sent` (whether it reached the Publisher). Its source is the Manager,
+/// its hops the action's.
+pub fn expired_event(x: &Expired, manager: &str) -> Result<Event, CoreError> {
+    use reflex_core::value::MAX_STR_LEN;
+    let mut e = Event::new(&format!("/reflex/expired/{}", x.target), manager)?;
+    e.time = clock::now_ms();
+    e.seq = x.id;
+    e.hops = x.about.hops;
+    e.push("id", Value::Int(x.id as i64))?;
+    e.push(
+        "function",
+        Value::str(clip(&x.about.function, MAX_STR_LEN))?,
+    )?;
+    e.push("rule", Value::str(clip(&x.about.rule, MAX_STR_LEN))?)?;
+    e.push("sent", Value::Bool(x.sent))?;
+    Ok(e)
+}
+
 /// The event `/reflex/result/<actor>` for an action result: `id`, `function`, `ok`, `code`,
-/// `output` (cut to a string value's capacity).
+/// `output` (cut to a string value's capacity). It is as many hops from its chain's first
+/// event as the action was.
 pub fn result_event(r: &ActionResult) -> Result<Event, CoreError> {
     use reflex_core::value::MAX_STR_LEN;
     let mut e = Event::new(&format!("/reflex/result/{}", r.source), &r.source)?;
     e.time = if r.time == 0 { clock::now_ms() } else { r.time };
     e.seq = r.seq;
+    e.hops = r.hops;
     e.push("id", Value::Int(r.id as i64))?;
     e.push("function", Value::str(clip(&r.function, MAX_STR_LEN))?)?;
     e.push("ok", Value::Bool(r.ok))?;

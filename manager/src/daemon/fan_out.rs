@@ -55,8 +55,8 @@ pub struct Remote<'a> {
 }
 
 /// The reactions of `firings` (of `event`, received at `received`), in rulebook order: local
-/// ones as jobs, remote ones as actions from `source` issued at `now_ms`, each with an id from
-/// `next_id`.
+/// ones as jobs, remote ones as actions from `source` issued at `now_ms` and valid for
+/// `ttl_ms`, each with an id from `next_id`.
 #[allow(clippy::too_many_arguments)]
 pub fn fan_out<'a>(
     program: &Program<'a>,
@@ -65,6 +65,7 @@ pub fn fan_out<'a>(
     received: Instant,
     source: &SourceId,
     now_ms: u64,
+    ttl_ms: u64,
     mut next_id: impl FnMut() -> u64,
     steps: &mut Vec<Step<'a>>,
 ) {
@@ -83,7 +84,15 @@ pub fn fan_out<'a>(
             if reaction.remote {
                 let target = build::target(program, reaction, &ctx);
                 let id = next_id();
-                let action = build::action(program, reaction, &ctx, id, source, &target, now_ms);
+                let action = build::action(
+                    program,
+                    reaction,
+                    &ctx,
+                    id,
+                    source,
+                    &target,
+                    now_ms..now_ms.saturating_add(ttl_ms),
+                );
                 steps.push(Step::Remote(Remote {
                     func: reaction.func,
                     key: program.str(reaction.key),
@@ -114,7 +123,7 @@ pub fn sent_report(id: u64, target: &str, submitted: Result<usize, DropReason>) 
         Ok(n) => (
             true,
             format!(
-                "action {id} to {target} ({n} cop{})",
+                "queued: action {id} to {target} ({n} cop{})",
                 if n == 1 { "y" } else { "ies" }
             ),
         ),
@@ -181,6 +190,7 @@ mod tests {
             received,
             &source,
             5_000,
+            60_000,
             || ids.next().unwrap(),
             &mut steps,
         );
@@ -199,7 +209,7 @@ mod tests {
         let a = to_host.action.as_ref().unwrap();
         assert_eq!(a.source.as_str(), "manager");
         assert_eq!((a.id, a.seq, a.time), (40, 40, 5_000));
-        assert_eq!(a.expires, 5_000 + build::ACTION_TTL_MS);
+        assert_eq!(a.expires, 5_000 + 60_000);
         let Step::Remote(to_all) = &steps[2] else {
             panic!("the third reaction is remote")
         };
@@ -210,11 +220,11 @@ mod tests {
     fn reports_say_what_became_of_an_action() {
         assert_eq!(
             sent_report(7, "web-*", Ok(2)),
-            (true, "action 7 to web-* (2 copies)".to_string())
+            (true, "queued: action 7 to web-* (2 copies)".to_string())
         );
         assert_eq!(
             sent_report(7, "web-1", Ok(1)).1,
-            "action 7 to web-1 (1 copy)"
+            "queued: action 7 to web-1 (1 copy)"
         );
         assert_eq!(
             sent_report(7, "db-*", Err(DropReason::NoTarget)),

@@ -12,7 +12,13 @@ mod run;
 mod watch;
 
 pub use config::{
-    Config, DEFAULT_EVENTS, DEFAULT_ID, DEFAULT_METRICS, DEFAULT_PUBLISH, DEFAULT_QUEUE,
-    DEFAULT_WATCH, DEFAULT_WORKERS,
+    Config, DEFAULT_ACTION_TTL_S, DEFAULT_EVENTS, DEFAULT_ID, DEFAULT_METRICS, DEFAULT_PUBLISH,
+    DEFAULT_QUEUE, DEFAULT_WATCH, DEFAULT_WORKERS,
 };
 pub use run::run;
+#[cfg(feature = "nats")]
+pub(crate) use {
+    event_loop::result_event,
+    fan_out::{Fired, Step, fan_out},
+    load::load,
+};

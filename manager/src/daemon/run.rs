@@ -44,19 +44,35 @@ pub fn run(
     shutdown: Arc<AtomicBool>,
     reload: Arc<AtomicBool>,
 ) -> Result<(), Error> {
+    raise_open_files();
     let (compiled, catalog, table) = load::load(&config)?;
-    let Security { signer, trust } = Security::load(
+    let Security { signer, mut trust } = Security::load(
         config.key.as_deref(),
         config.trust.as_deref(),
         config.insecure,
     )?;
-    let (store, state_dir, generation, torn) = match &config.state {
+    let (store, state_dir, generation, torn, skipped) = match &config.state {
         Some(dir) => {
-            let (store, dir, generation, torn) = restore_state(dir, &compiled)?;
-            (store, Some(dir), generation, torn)
+            let (restored, dir) = restore_state(dir, &compiled)?;
+            (
+                restored.store,
+                Some(dir),
+                restored.generation,
+                restored.torn,
+                restored.skipped,
+            )
         }
-        None => (MapStore::new(STORE_SLOTS), None, 0, 0),
+        None => (MapStore::new(STORE_SLOTS), None, 0, 0, Default::default()),
     };
+    if let Some(dir) = &config.state {
+        let (windows, damaged) = state::restore_windows(dir)?;
+        let restored = trust.persist_windows(&windows);
+        tracing::info!(
+            sources = restored,
+            damaged,
+            "replay windows restored: each source must send numbers above its last accepted one"
+        );
+    }
     let id =
         make_source(&config.id).map_err(|e| Error::core(format!("--id `{}`", config.id), e))?;
     let table = Arc::new(table);
@@ -64,6 +80,9 @@ pub fn run(
     metrics.insecure.store(u64::from(config.insecure), Relaxed);
     metrics.state.restored.store(store.len() as u64, Relaxed);
     metrics.state.torn.store(torn, Relaxed);
+    for (counter, n) in metrics.state.skipped.iter().zip(skipped) {
+        counter.store(n, Relaxed);
+    }
     let persist = match state_dir {
         Some(dir) => Some(Persist::start(
             dir,
@@ -84,6 +103,16 @@ pub fn run(
     let queue = config.queue.max(1);
     let hwm = i32::try_from(queue).unwrap_or(i32::MAX);
     let feed_endpoint = config.feed_endpoint();
+    // The default feed lives in a directory of its own that only this user may enter, so its
+    // mode does not depend on the umask and no other user can connect to it.
+    let feed_dir = match &config.feed {
+        None => feed_endpoint
+            .strip_prefix("ipc://")
+            .and_then(|p| Path::new(p).parent())
+            .map(private_dir)
+            .transpose()?,
+        Some(_) => None,
+    };
 
     let ctx = zmq::Context::new();
     let socket = |kind, role: &str, endpoint: &str| sockets::bind(&ctx, kind, role, endpoint, hwm);
@@ -127,13 +156,35 @@ pub fn run(
         INTERNAL_ENDPOINT,
     )?;
     let supervisor = match &config.publisher {
-        Some(exe) => Some(crate::actions::publisher::supervise(
-            exe.clone(),
-            feed_endpoint.clone(),
-            config.publish.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        )?),
+        Some(exe) => {
+            let (handle, first) = crate::actions::publisher::supervise(
+                exe.clone(),
+                feed_endpoint.clone(),
+                config.publish.clone(),
+                metrics.clone(),
+                shutdown.clone(),
+            )?;
+            // A Manager whose actions cannot be published must not look ready.
+            let started = first
+                .recv()
+                .unwrap_or_else(|_| Err("its supervisor stopped".into()));
+            if let Err(why) = started {
+                shutdown.store(true, Relaxed);
+                let _ = handle.join();
+                pool.stop(Duration::from_secs(2));
+                if let Some(p) = persist {
+                    p.stop(&store);
+                }
+                if let Some(path) = feed_endpoint.strip_prefix("ipc://") {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(Error::PublisherStart(format!(
+                    "{why} (is {} in use?)",
+                    config.publish
+                )));
+            }
+            Some(handle)
+        }
         None => None,
     };
     tracing::info!(
@@ -159,7 +210,10 @@ pub fn run(
     let mut outbox = Outbox::new(queue);
     outbox.set_signing(signer.clone(), trust.device_keys());
 
+    let watch = Watchers::new(watch).counted(metrics.clone());
+    let rule_counts = metrics.rules.for_rules(compiled.rule_names());
     let mut event_loop = EventLoop {
+        rule_counts,
         rulebook: Arc::new(compiled),
         store,
         persist,
@@ -170,7 +224,7 @@ pub fn run(
         metrics,
         events,
         internal,
-        watch: Watchers::new(watch),
+        watch,
         now: (Instant::now(), clock::now_ms()),
         feed,
         backlog: VecDeque::new(),
@@ -185,6 +239,7 @@ pub fn run(
         signed: signer.is_some(),
         insecure_warned: Instant::now(),
         board,
+        action_ttl_ms: config.action_ttl_ms,
     };
     let result = event_loop.run(&shutdown);
     tracing::info!("manager stopping");
@@ -193,9 +248,11 @@ pub fn run(
         pool,
         persist,
         store,
+        mut trust,
         ..
     } = event_loop;
-    if let Some(p) = persist {
+    if let Some(mut p) = persist {
+        p.windows(trust.take_moved());
         p.stop(&store);
     }
     pool.stop(Duration::from_secs(2));
@@ -204,6 +261,9 @@ pub fn run(
     }
     if let Some(path) = feed_endpoint.strip_prefix("ipc://") {
         let _ = std::fs::remove_file(path);
+    }
+    if let Some(dir) = feed_dir {
+        let _ = std::fs::remove_dir(dir);
     }
     result
 }
@@ -236,9 +296,61 @@ fn serve_ingest(
     http::serve_ingest(addr, ingest)
 }
 
+/// Most descriptors the Manager asks for, even when the hard limit allows more.
+pub const MAX_OPEN_FILES: u64 = 1 << 20;
+
+/// Raises the soft limit of open files toward the hard one (at most [`MAX_OPEN_FILES`]): a
+/// soft limit of 256 let a few hundred idle connections starve the Manager of descriptors.
+fn raise_open_files() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) and setrlimit(2) with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let wanted = lim.rlim_max.min(MAX_OPEN_FILES as libc::rlim_t);
+        if wanted > lim.rlim_cur {
+            let before = lim.rlim_cur;
+            lim.rlim_cur = wanted;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::info!(from = before, to = wanted, "open files limit raised");
+            }
+        }
+    }
+}
+
+/// Makes `dir` with mode 0700; one left by a killed Manager of the same pid is reused only
+/// when it is still private.
+fn private_dir(dir: &Path) -> Result<std::path::PathBuf, Error> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::symlink_metadata(dir)
+                .map_err(|e| Error::io(format!("inspect {}", dir.display()), e))?
+                .permissions()
+                .mode();
+            if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) || mode & 0o077 != 0 {
+                return Err(Error::io(
+                    format!("use {} for the feed socket", dir.display()),
+                    std::io::Error::other(format!(
+                        "it exists and is not a private directory (mode {:04o}); remove it",
+                        mode & 0o7777
+                    )),
+                ));
+            }
+        }
+        Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
+    }
+    Ok(dir.to_path_buf())
+}
+
 /// Opens the state directory and restores the registers of `compiled` from it; returns the
-/// store, the locked directory, the generation to continue after and the damaged records met.
-fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(MapStore, StateDir, u64, u64), Error> {
+/// registers and what was skipped, and the locked directory.
+fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(state::Restored, StateDir), Error> {
     let locked = StateDir::open(dir)?;
     let restored = state::restore(dir, &compiled.program(), STORE_SLOTS)?;
     tracing::info!(
@@ -251,5 +363,5 @@ fn restore_state(dir: &Path, compiled: &Compiled) -> Result<(MapStore, StateDir,
         dropped_store_full = restored.full,
         "registers restored"
     );
-    Ok((restored.store, locked, restored.generation, restored.torn))
+    Ok((restored, locked))
 }

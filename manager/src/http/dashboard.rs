@@ -172,7 +172,7 @@ fn render(view: &View<'_>, rate: f64, now: Instant, now_ms: u64) -> Json {
             "events": m.events_received.load(Relaxed),
             "internal": m.events_internal.load(Relaxed),
             "http_events": m.http.events.load(Relaxed),
-            "fired": m.rules_fired.load(Relaxed),
+            "fired": m.rules.fired_total(),
             "actions_sent": m.actions_sent.load(Relaxed),
             "results": m.results.load(Relaxed),
         },

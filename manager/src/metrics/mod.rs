@@ -10,11 +10,42 @@ use std::time::Duration;
 
 mod http;
 mod reload;
+mod rules;
 mod state;
 
 pub use http::{HttpCounters, HttpRefusal};
 pub use reload::ReloadCounters;
+pub use rules::{RuleCount, RuleCounters};
 pub use state::StateCounters;
+
+/// How an action to one Actor ended: exactly one of these, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionOutcome {
+    /// The Actor performed it (successfully or not) and said so.
+    Ran,
+    /// The Actor refused it (not allowed, invalid, expired on arrival).
+    Refused,
+    /// No answer came before it expired.
+    Expired,
+}
+
+impl ActionOutcome {
+    /// Every outcome, in metric order.
+    pub const ALL: [ActionOutcome; 3] = [
+        ActionOutcome::Ran,
+        ActionOutcome::Refused,
+        ActionOutcome::Expired,
+    ];
+
+    /// The `outcome` label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActionOutcome::Ran => "ran",
+            ActionOutcome::Refused => "refused",
+            ActionOutcome::Expired => "expired",
+        }
+    }
+}
 
 /// Why something was dropped. Event reasons count in `reflex_events_dropped_total`, reaction
 /// reasons in `reflex_reactions_dropped_total`.
@@ -62,11 +93,13 @@ pub enum DropReason {
     ActionQueueFull,
     /// An action expired before it could be delivered or acknowledged.
     ActionExpired,
+    /// An event from outside under `/reflex/`, the tag space of the Manager's own events.
+    ReservedTag,
 }
 
 impl DropReason {
     /// Every reason, in metric order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Truncated,
         DropReason::TooLarge,
         DropReason::Version,
@@ -88,6 +121,7 @@ impl DropReason {
         DropReason::NoTarget,
         DropReason::ActionQueueFull,
         DropReason::ActionExpired,
+        DropReason::ReservedTag,
     ];
 
     /// The `reason` label, also the last part of `/reflex/drop/<reason>`.
@@ -114,6 +148,7 @@ impl DropReason {
             DropReason::NoTarget => "no_target",
             DropReason::ActionQueueFull => "action_queue_full",
             DropReason::ActionExpired => "action_expired",
+            DropReason::ReservedTag => "reserved_tag",
         }
     }
 
@@ -234,16 +269,22 @@ pub struct Metrics {
     pub heartbeats: AtomicU64,
     /// Action results received.
     pub results: AtomicU64,
-    /// Rules evaluated.
-    pub rules_evaluated: AtomicU64,
-    /// Rules fired.
-    pub rules_fired: AtomicU64,
+    /// Per rule: evaluations and firings.
+    pub rules: RuleCounters,
+    /// Events whose tag matched no rulebook entry (outside the Manager's own `/reflex/` tree).
+    pub events_unmatched: AtomicU64,
+    /// Values a rule could not use: its field held text, not a number.
+    pub values_not_numeric: AtomicU64,
     /// Firings suppressed by a cooldown.
     pub rules_cooled_down: AtomicU64,
     /// Actions handed to the Publisher (first sends).
     pub actions_sent: AtomicU64,
     /// Actions sent again while waiting for their result.
     pub actions_retried: AtomicU64,
+    /// Answers "busy" from Actors: the action is sent again.
+    pub actions_busy: AtomicU64,
+    /// Outcomes of actions to one Actor: `[ran, refused, expired]`.
+    pub action_outcomes: [AtomicU64; 3],
     /// Times the Publisher process was restarted.
     pub publisher_restarts: AtomicU64,
     /// The Publisher's process id (0 while it is not running).
@@ -252,6 +293,10 @@ pub struct Metrics {
     pub known_actors: AtomicU64,
     /// 1 when the Manager runs with `--insecure`.
     pub insecure: AtomicU64,
+    /// Watch subscriptions (distinct tag prefixes) being served.
+    pub watch_subscriptions: AtomicU64,
+    /// Watch subscriptions refused because the Manager serves its most already.
+    pub watch_subscriptions_refused: AtomicU64,
     /// Time from an event's receipt to the end of a local reaction it caused.
     pub reaction_latency: Histogram,
     /// Register persistence (`--state`).
@@ -277,15 +322,20 @@ impl Metrics {
             events_internal: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
             results: AtomicU64::new(0),
-            rules_evaluated: AtomicU64::new(0),
-            rules_fired: AtomicU64::new(0),
+            rules: RuleCounters::default(),
+            events_unmatched: AtomicU64::new(0),
+            values_not_numeric: AtomicU64::new(0),
             rules_cooled_down: AtomicU64::new(0),
             actions_sent: AtomicU64::new(0),
             actions_retried: AtomicU64::new(0),
+            actions_busy: AtomicU64::new(0),
+            action_outcomes: Default::default(),
             publisher_restarts: AtomicU64::new(0),
             publisher_pid: AtomicU64::new(0),
             known_actors: AtomicU64::new(0),
             insecure: AtomicU64::new(0),
+            watch_subscriptions: AtomicU64::new(0),
+            watch_subscriptions_refused: AtomicU64::new(0),
             reaction_latency: Histogram::default(),
             state: Default::default(),
             reloads: Default::default(),
@@ -295,6 +345,11 @@ impl Metrics {
             functions,
             reactions,
         }
+    }
+
+    /// Counts one final outcome of an action.
+    pub fn outcome(&self, outcome: ActionOutcome) {
+        self.action_outcomes[outcome as usize].fetch_add(1, Relaxed);
     }
 
     /// Counts `n` drops for `reason`.
@@ -385,17 +440,18 @@ impl Metrics {
                 );
             }
         }
+        self.rules.render(&mut out);
         counter(
             &mut out,
-            "reflex_rules_evaluated_total",
-            "Rules evaluated.",
-            &self.rules_evaluated,
+            "reflex_events_unmatched_total",
+            "Events whose tag matched no rulebook entry (outside the reserved /reflex/ tree).",
+            &self.events_unmatched,
         );
         counter(
             &mut out,
-            "reflex_rules_fired_total",
-            "Rules fired.",
-            &self.rules_fired,
+            "reflex_values_not_numeric_total",
+            "Values a rule could not use: its field held text, not a number.",
+            &self.values_not_numeric,
         );
         counter(
             &mut out,
@@ -452,6 +508,25 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "reflex_actions_busy_total",
+            "Busy answers from Actors (the action is sent again).",
+            &self.actions_busy,
+        );
+        let name = "reflex_action_outcomes_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Final outcomes of actions to one Actor.\n# TYPE {name} counter"
+        );
+        for (outcome, n) in ActionOutcome::ALL.iter().zip(&self.action_outcomes) {
+            let _ = writeln!(
+                out,
+                "{name}{{outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                n.load(Relaxed)
+            );
+        }
+        counter(
+            &mut out,
             "reflex_publisher_restarts_total",
             "Times the Publisher process was restarted.",
             &self.publisher_restarts,
@@ -467,6 +542,18 @@ impl Metrics {
             "reflex_known_actors",
             "Actors heard from within the last 60 seconds.",
             &self.known_actors,
+        );
+        gauge(
+            &mut out,
+            "reflex_watch_subscriptions",
+            "Watch subscriptions (distinct tag prefixes) being served.",
+            &self.watch_subscriptions,
+        );
+        counter(
+            &mut out,
+            "reflex_watch_subscriptions_refused_total",
+            "Watch subscriptions refused: the Manager serves its most already.",
+            &self.watch_subscriptions_refused,
         );
         gauge(
             &mut out,
@@ -512,11 +599,17 @@ mod tests {
         assert!(text.contains("reflex_reaction_latency_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("reflex_reaction_latency_seconds_count 1"));
         assert!(text.contains("reflex_queue_depth{queue=\"reactions\"} 5"));
+        m.rules.for_rules(["load_avg"])[0]
+            .fired
+            .fetch_add(1, Relaxed);
+        let text = m.render();
+        assert!(text.contains("\nreflex_rules_fired_total{rule=\"load_avg\"} 1\n"));
+        assert!(text.contains("\nreflex_rules_evaluated_total{rule=\"load_avg\"} 0\n"));
         for family in [
             "reflex_events_received_total",
             "reflex_events_decoded_total",
-            "reflex_rules_evaluated_total",
-            "reflex_rules_fired_total",
+            "reflex_events_unmatched_total",
+            "reflex_values_not_numeric_total",
             "reflex_actions_sent_total",
             "reflex_publisher_restarts_total",
             "reflex_known_actors",

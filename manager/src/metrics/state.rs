@@ -17,6 +17,9 @@ pub struct StateCounters {
     pub restored: AtomicU64,
     /// Damaged records met at start (a torn last write, typically).
     pub torn: AtomicU64,
+    /// What the last start skipped, by reason (in the order of
+    /// [`crate::state::SkipReason::ALL`]).
+    pub skipped: [AtomicU64; crate::state::SkipReason::ALL.len()],
 }
 
 impl StateCounters {
@@ -63,6 +66,19 @@ impl StateCounters {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {}", v.load(Relaxed));
+        }
+        let name = "reflex_state_records_skipped_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} State records (or whole files, bad_header) skipped at start, by reason.\n# TYPE {name} counter"
+        );
+        for (reason, v) in crate::state::SkipReason::ALL.iter().zip(&self.skipped) {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                v.load(Relaxed)
+            );
         }
     }
 }

@@ -7,16 +7,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// Version byte of the state files this build reads and writes.
-pub const FORMAT_VERSION: u8 = 1;
+/// Version byte of the state files this build writes: version 2 adds a CRC to the header.
+/// Version 1 files (no header CRC) are still read.
+pub const FORMAT_VERSION: u8 = 2;
+/// The first version, read but no longer written.
+pub const FORMAT_VERSION_1: u8 = 1;
 /// The snapshot file in the state directory.
 pub const SNAPSHOT_FILE: &str = "registers.snapshot";
 /// The prefix of log files: `registers.log.<generation>`.
 pub const LOG_PREFIX: &str = "registers.log.";
-/// Bytes of a file header: magic, version, generation.
-pub const HEADER_LEN: usize = 17;
+/// Bytes of a file header: magic, version, generation, and the CRC-32 of those 17 bytes.
+pub const HEADER_LEN: usize = 21;
+/// Bytes of a version 1 header: magic, version, generation.
+pub const HEADER_LEN_V1: usize = 17;
+/// Most bytes checksummed while looking for the next good record after a damaged one, per
+/// file: past that the rest of the file is skipped (a file of garbage cannot stall a start).
+pub const RESYNC_BUDGET: usize = 256 * 1024 * 1024;
 /// Longest record payload accepted; a longer length field marks a damaged record.
 pub const MAX_RECORD_LEN: usize = 64 * 1024;
+/// The file of replay windows: the highest sequence number accepted from each source.
+pub const WINDOWS_FILE: &str = "replay.windows";
+pub(super) const WINDOWS_MAGIC: [u8; 8] = *b"RFLXRPLY";
 pub(super) const SNAPSHOT_MAGIC: [u8; 8] = *b"RFLXSNAP";
 pub(super) const LOG_MAGIC: [u8; 8] = *b"RFLXLOG\0";
 /// Bytes before a record's payload: length and CRC.
@@ -28,6 +39,13 @@ pub(super) struct SnapshotRecord<'a, S> {
     pub(super) rule: &'a str,
     pub(super) group: &'a str,
     pub(super) slot: S,
+}
+
+/// A replay window record: the highest sequence number accepted from one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct WindowRecord<'a> {
+    pub(super) source: &'a str,
+    pub(super) highest: u64,
 }
 
 /// A log record: one evaluation's update of one slot.
@@ -46,8 +64,48 @@ pub(super) fn header(magic: [u8; 8], generation: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(&magic);
     h[8] = FORMAT_VERSION;
-    h[9..].copy_from_slice(&generation.to_le_bytes());
+    h[9..HEADER_LEN_V1].copy_from_slice(&generation.to_le_bytes());
+    let crc = reflex_core::frame::crc32(&h[..HEADER_LEN_V1]);
+    h[HEADER_LEN_V1..].copy_from_slice(&crc.to_le_bytes());
     h
+}
+
+/// Why a record (or a whole file) was skipped at start: the label of
+/// `reflex_state_records_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A bad length or CRC: bytes were lost or changed (a torn write at a crash, a bad disk).
+    Damaged,
+    /// The CRC holds but the payload does not decode as a record of this kind.
+    Undecodable,
+    /// The record's rule is not in the rulebook any more.
+    UnknownRule,
+    /// The store had no room for the slot.
+    StoreFull,
+    /// A file whose header is missing, cut short or damaged: the whole file is skipped.
+    BadHeader,
+}
+
+impl SkipReason {
+    /// Every reason, in the order of their counters.
+    pub const ALL: [SkipReason; 5] = [
+        SkipReason::Damaged,
+        SkipReason::Undecodable,
+        SkipReason::UnknownRule,
+        SkipReason::StoreFull,
+        SkipReason::BadHeader,
+    ];
+
+    /// The metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Damaged => "damaged",
+            SkipReason::Undecodable => "undecodable",
+            SkipReason::UnknownRule => "unknown_rule",
+            SkipReason::StoreFull => "store_full",
+            SkipReason::BadHeader => "bad_header",
+        }
+    }
 }
 
 /// Appends `[len][crc][payload]` to `out`.
@@ -69,78 +127,132 @@ pub(super) fn push_record<T: Serialize>(value: &T, scratch: &mut [u8], out: &mut
     }
 }
 
-/// The records of a file's bytes after its header: each good payload, then how the file
-/// ended (`Ok` at a clean end, `Err(offset)` at the first damaged record).
+/// The records of a file's bytes after its header. A damaged record is reported once
+/// ([`SkipReason::Damaged`] with its offset) and reading resumes at the next offset where a
+/// whole record with a good CRC starts, so one bad record costs only itself.
 pub(super) struct Records<'a> {
     bytes: &'a [u8],
     at: usize,
+    budget: usize,
 }
 
 impl<'a> Records<'a> {
-    /// The next record decoded as `T`; `Err(offset)` where a record is damaged or does not
-    /// decode, since the rest of the file cannot be trusted either.
-    pub(super) fn next_as<T: serde::Deserialize<'a>>(&mut self) -> Option<Result<T, usize>> {
+    /// The next record decoded as `T`; `Err((offset, reason))` for a damaged stretch or a
+    /// payload that does not decode, after which reading goes on.
+    pub(super) fn next_as<T: serde::Deserialize<'a>>(
+        &mut self,
+    ) -> Option<Result<T, (usize, SkipReason)>> {
         let start = self.at;
         Some(match self.next()? {
-            Ok(payload) => postcard::from_bytes(payload).map_err(|_| start),
-            Err(at) => Err(at),
+            Ok(payload) => {
+                postcard::from_bytes(payload).map_err(|_| (start, SkipReason::Undecodable))
+            }
+            Err(at) => Err((at, SkipReason::Damaged)),
         })
     }
 
-    fn next(&mut self) -> Option<Result<&'a [u8], usize>> {
-        let rest = &self.bytes[self.at..];
-        if rest.is_empty() {
-            return None;
-        }
-        let bad = Some(Err(self.at));
+    /// The whole record at `at`, if one with a good CRC starts there.
+    fn frame_at(&mut self, at: usize, resync: bool) -> Option<&'a [u8]> {
+        let rest = &self.bytes[at..];
         if rest.len() < RECORD_HEAD {
-            return bad;
+            return None;
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        if len > MAX_RECORD_LEN || rest.len() - RECORD_HEAD < len {
-            return bad;
+        // No record is empty: an empty "record" is a run of zeros, which resync would
+        // otherwise take for one (the CRC of nothing is 0).
+        if len == 0 || len > MAX_RECORD_LEN || rest.len() - RECORD_HEAD < len {
+            return None;
+        }
+        if resync {
+            self.budget = self.budget.saturating_sub(len.max(1));
         }
         let payload = &rest[RECORD_HEAD..RECORD_HEAD + len];
-        if reflex_core::frame::crc32(payload) != crc {
-            return bad;
+        (reflex_core::frame::crc32(payload) == crc).then_some(payload)
+    }
+
+    fn next(&mut self) -> Option<Result<&'a [u8], usize>> {
+        if self.at >= self.bytes.len() {
+            return None;
         }
-        self.at += RECORD_HEAD + len;
-        Some(Ok(payload))
+        let at = self.at;
+        if let Some(payload) = self.frame_at(at, false) {
+            self.at += RECORD_HEAD + payload.len();
+            return Some(Ok(payload));
+        }
+        // Damaged: find the next good record, within the budget.
+        let mut next = at + 1;
+        while next < self.bytes.len() && self.budget > 0 {
+            if self.frame_at(next, true).is_some() {
+                break;
+            }
+            next += 1;
+        }
+        self.at = if self.budget > 0 {
+            next
+        } else {
+            self.bytes.len()
+        };
+        Some(Err(at))
     }
 }
 
-/// Checks a file's header; returns its generation and its records.
+/// A file's header that cannot be trusted: why, for the log.
+pub(super) struct BadHeader(pub(super) String);
+
+/// Checks a file's header; returns its generation and its records. A header that is missing,
+/// cut short, of another kind or damaged is `Ok(Err(_))`, to be skipped and counted; a file of
+/// a format version this build does not read is an error.
 pub(super) fn open_records<'a>(
     path: &Path,
     bytes: &'a [u8],
     magic: [u8; 8],
-) -> Result<(u64, Records<'a>), Error> {
-    let invalid = |why: String| {
-        Error::io(
-            format!("read state file {}", path.display()),
-            io::Error::new(io::ErrorKind::InvalidData, why),
-        )
-    };
-    if bytes.len() < HEADER_LEN || bytes[..8] != magic {
-        return Err(invalid(
-            "not a reflex state file of this kind; move it out of the state directory".into(),
-        ));
+) -> Result<Result<(u64, Records<'a>), BadHeader>, Error> {
+    if bytes.len() < HEADER_LEN_V1 {
+        return Ok(Err(BadHeader(format!(
+            "{} bytes, shorter than a header",
+            bytes.len()
+        ))));
     }
-    if bytes[8] != FORMAT_VERSION {
-        return Err(invalid(format!(
-            "format version {}, this reflex reads version {FORMAT_VERSION}; move the state \
-             directory's files away to start with empty registers",
-            bytes[8]
+    if bytes[..8] != magic {
+        return Ok(Err(BadHeader(
+            "not a reflex state file of this kind (or its magic bytes are damaged)".into(),
         )));
     }
+    let len = match bytes[8] {
+        FORMAT_VERSION_1 => HEADER_LEN_V1,
+        FORMAT_VERSION => {
+            if bytes.len() < HEADER_LEN {
+                return Ok(Err(BadHeader("the header is cut short".into())));
+            }
+            let crc = u32::from_le_bytes([bytes[17], bytes[18], bytes[19], bytes[20]]);
+            if reflex_core::frame::crc32(&bytes[..HEADER_LEN_V1]) != crc {
+                return Ok(Err(BadHeader("the header's CRC does not match".into())));
+            }
+            HEADER_LEN
+        }
+        other => {
+            return Err(Error::io(
+                format!("read state file {}", path.display()),
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "format version {other}, this reflex reads versions {FORMAT_VERSION_1} \
+                         and {FORMAT_VERSION}; move the state directory's files away to start \
+                         with empty registers"
+                    ),
+                ),
+            ));
+        }
+    };
     let mut g = [0u8; 8];
-    g.copy_from_slice(&bytes[9..HEADER_LEN]);
-    Ok((
+    g.copy_from_slice(&bytes[9..HEADER_LEN_V1]);
+    Ok(Ok((
         u64::from_le_bytes(g),
         Records {
             bytes,
-            at: HEADER_LEN,
+            at: len,
+            budget: RESYNC_BUDGET,
         },
-    ))
+    )))
 }

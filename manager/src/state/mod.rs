@@ -8,12 +8,14 @@
 //! |---|---|
 //! | `registers.snapshot` | every slot at one point: header, then one record per slot |
 //! | `registers.log.<G>` | the updates made after snapshot `G`, one record per updated slot |
+//! | `replay.windows` | the highest sequence number accepted from each allow-listed source |
 //! | `manager.pid` | the running Manager's process id (for `reflex reload --state DIR`) |
 //! | `lock` | held (`flock`) by the running Manager: one Manager per directory |
 //!
-//! Both kinds of data file start with a 17-byte header: 8 magic bytes (`RFLXSNAP` or
-//! `RFLXLOG\0`), the format version ([`FORMAT_VERSION`](format::FORMAT_VERSION)) and the generation `G` (u64, little
-//! endian). Then records, each `[len: u32 LE][crc32(payload): u32 LE][payload]`, the payload
+//! Every data file starts with a 21-byte header: 8 magic bytes (`RFLXSNAP`, `RFLXLOG\0` or
+//! `RFLXRPLY`), the format version ([`FORMAT_VERSION`](format::FORMAT_VERSION)), the
+//! generation `G` (u64, little endian) and the CRC-32 of those 17 bytes (version 1 files,
+//! without it, are still read). Then records, each `[len: u32 LE][crc32(payload): u32 LE][payload]`, the payload
 //! postcard-encoded:
 //!
 //! * snapshot record: rule name, group, the whole slot ([`Slot`](reflex_core::store::Slot));
@@ -42,10 +44,11 @@
 //! # Restoring
 //!
 //! [`restore()`] reads the snapshot (generation `G`, or 0 without one), then replays logs
-//! `G`, `G+1`, ... as long as they follow each other. A record with a bad length or CRC ends
-//! its file (a torn write at a crash): it is counted and logged, and replay goes on with the
-//! next log. The writer of the new run always starts a new log, so nothing is ever appended
-//! after a torn record.
+//! `G`, `G+1`, ... as long as they follow each other. A record with a bad length or CRC (a
+//! torn write at a crash, damage on disk) costs only itself: reading resumes at the next good
+//! record. A file with a bad header is skipped whole. Every skip is logged and counted by
+//! [`SkipReason`]. The writer of the new run always starts a new log, so nothing is ever
+//! appended after a torn record.
 
 mod dir;
 mod format;
@@ -53,7 +56,8 @@ mod restore;
 mod writer;
 
 pub use dir::{StateDir, read_pid};
-pub use restore::{renumber, restore};
+pub use format::SkipReason;
+pub use restore::{Restored, renumber, restore, restore_windows};
 pub use writer::Persist;
 
 #[cfg(test)]
@@ -191,12 +195,49 @@ mod tests {
         assert_eq!(restored.torn, 1);
         assert_eq!(restored.replayed, 79);
         assert_eq!(restored.store.len(), live.len());
-        // Garbage in the middle stops that file there too.
+        // A flipped byte in the first record costs that record only: reading resumes at the
+        // next good one.
         let mut bad = bytes.clone();
         bad[HEADER_LEN + 20] ^= 0xFF;
         fs::write(&path, &bad).unwrap();
         let restored = restore(&dir, &compiled.program(), 1000).unwrap();
-        assert_eq!((restored.torn, restored.replayed), (1, 0));
+        assert_eq!((restored.torn, restored.replayed), (1, 79));
+        assert_eq!(restored.skipped[SkipReason::Damaged as usize], 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_header_or_record_is_skipped_counted_and_the_rest_kept() {
+        let dir = scratch("snapshot-damage");
+        let (live, _) = run_and_restore(&dir, true);
+        let compiled = compile_str("t.yml", BOOK, &Catalog::builtin()).unwrap();
+        let path = dir.join(SNAPSHOT_FILE);
+        let good = fs::read(&path).unwrap();
+        let whole = restore(&dir, &compiled.program(), 1000).unwrap();
+        assert_eq!(sorted(&whole.store), sorted(&live));
+        assert!(whole.snapshot_slots >= 2, "{}", whole.snapshot_slots);
+        // One flipped byte in the first slot's record: only that slot is lost.
+        let mut bad = good.clone();
+        bad[HEADER_LEN + RECORD_HEAD + 2] ^= 0x40;
+        fs::write(&path, &bad).unwrap();
+        let r = restore(&dir, &compiled.program(), 1000).unwrap();
+        assert_eq!(r.snapshot_slots, whole.snapshot_slots - 1);
+        assert_eq!(r.skipped[SkipReason::Damaged as usize], 1);
+        // A flipped byte in the header's generation: the header's CRC catches it, the file
+        // is skipped and counted, and the logs are replayed from the oldest.
+        let mut bad = good.clone();
+        bad[10] ^= 0x01;
+        fs::write(&path, &bad).unwrap();
+        let r = restore(&dir, &compiled.program(), 1000).unwrap();
+        assert_eq!(r.skipped[SkipReason::BadHeader as usize], 1);
+        assert_eq!(r.snapshot_slots, 0);
+        assert!(r.replayed > 0);
+        // Empty and cut short get the same answer: skipped and counted, never a refusal.
+        for cut in [0, 5, HEADER_LEN - 1] {
+            fs::write(&path, &good[..cut]).unwrap();
+            let r = restore(&dir, &compiled.program(), 1000).unwrap();
+            assert_eq!(r.skipped[SkipReason::BadHeader as usize], 1, "cut at {cut}");
+        }
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -30,6 +30,41 @@ pub struct Restored {
     pub unknown: u64,
     /// Records that did not fit the store.
     pub full: u64,
+    /// Everything skipped, by [`SkipReason`] (in the order of [`SkipReason::ALL`]): damaged
+    /// records, undecodable ones, those of rules gone, those the store had no room for, and
+    /// files with a bad header.
+    pub skipped: [u64; SkipReason::ALL.len()],
+}
+
+impl Restored {
+    fn skip(&mut self, reason: SkipReason) {
+        self.skipped[reason as usize] += 1;
+        match reason {
+            SkipReason::Damaged | SkipReason::Undecodable => self.torn += 1,
+            SkipReason::UnknownRule => self.unknown += 1,
+            SkipReason::StoreFull => self.full += 1,
+            SkipReason::BadHeader => {}
+        }
+    }
+}
+
+/// Logs a skipped stretch of a state file loudly, with where and why.
+fn warn_skipped(path: &Path, at: usize, reason: SkipReason) {
+    tracing::warn!(
+        file = %path.display(),
+        offset = at,
+        reason = reason.as_str(),
+        "state record skipped (a write cut short by a crash, or damage on disk); reading goes on \
+         with the next good record (counted in reflex_state_records_skipped_total)"
+    );
+}
+
+/// Logs a state file skipped whole for its header.
+fn warn_bad_header(path: &Path, why: &str) {
+    tracing::warn!(
+        file = %path.display(),
+        "state file skipped: {why} (counted in reflex_state_records_skipped_total{{reason=\"bad_header\"}})"
+    );
 }
 
 /// The generations of the log files in `dir`, ascending.
@@ -83,49 +118,58 @@ pub fn restore(dir: &Path, program: &Program<'_>, limit: usize) -> Result<Restor
         torn: 0,
         unknown: 0,
         full: 0,
-    };
-    let torn = |path: &Path, at: usize, out: &mut Restored| {
-        out.torn += 1;
-        tracing::warn!(
-            file = %path.display(),
-            offset = at,
-            "damaged state record (a write cut short by a crash?); the rest of this file is skipped"
-        );
+        skipped: [0; SkipReason::ALL.len()],
     };
 
     let snapshot = dir.join(SNAPSHOT_FILE);
+    // Without a trustworthy snapshot, the logs are replayed from the oldest one there is.
+    let mut from_oldest_log = false;
     if let Some(bytes) = read_file(&snapshot)? {
-        let (generation, mut records) = open_records(&snapshot, &bytes, SNAPSHOT_MAGIC)?;
-        out.generation = generation;
-        while let Some(r) = records.next_as::<SnapshotRecord<'_, Slot>>() {
-            let rec = match r {
-                Ok(rec) => rec,
-                Err(at) => {
-                    torn(&snapshot, at, &mut out);
-                    break;
-                }
-            };
-            let Some(&r) = rules.get(rec.rule) else {
-                out.unknown += 1;
-                continue;
-            };
-            let period = program.rules[r as usize].period_ms;
-            let mut slot = rec.slot;
-            if slot.window.period_ms() != Window::new(period).period_ms() {
-                slot.window = Window::new(period);
+        match open_records(&snapshot, &bytes, SNAPSHOT_MAGIC)? {
+            Err(BadHeader(why)) => {
+                warn_bad_header(&snapshot, &why);
+                out.skip(SkipReason::BadHeader);
+                from_oldest_log = true;
             }
-            match out.store.insert(r, rec.group, slot) {
-                Ok(()) => out.snapshot_slots += 1,
-                Err(_) => out.full += 1,
+            Ok((generation, mut records)) => {
+                out.generation = generation;
+                while let Some(r) = records.next_as::<SnapshotRecord<'_, Slot>>() {
+                    let rec = match r {
+                        Ok(rec) => rec,
+                        Err((at, reason)) => {
+                            warn_skipped(&snapshot, at, reason);
+                            out.skip(reason);
+                            continue;
+                        }
+                    };
+                    let Some(&r) = rules.get(rec.rule) else {
+                        out.skip(SkipReason::UnknownRule);
+                        continue;
+                    };
+                    let period = program.rules[r as usize].period_ms;
+                    let mut slot = rec.slot;
+                    if slot.window.period_ms() != Window::new(period).period_ms() {
+                        slot.window = Window::new(period);
+                    }
+                    match out.store.insert(r, rec.group, slot) {
+                        Ok(()) => out.snapshot_slots += 1,
+                        Err(_) => out.skip(SkipReason::StoreFull),
+                    }
+                }
             }
         }
     }
 
     // Log `G` follows snapshot `G`; log `G+1` starts where snapshot `G+1` (being written
     // when the Manager stopped, or never finished) would have: replay them in order.
-    let first = out.generation;
+    let gens = log_generations(dir)?;
+    let first = if from_oldest_log {
+        gens.first().copied().unwrap_or(0)
+    } else {
+        out.generation
+    };
     let mut expect: Option<u64> = None;
-    for g in log_generations(dir)? {
+    for g in gens {
         if g < first {
             continue;
         }
@@ -143,27 +187,31 @@ pub fn restore(dir: &Path, program: &Program<'_>, limit: usize) -> Result<Restor
         let Some(bytes) = read_file(&path)? else {
             continue;
         };
-        if bytes.len() < HEADER_LEN {
-            // Created but never written: the Manager stopped right after opening it.
-            out.generation = g;
-            continue;
-        }
-        let (header_gen, mut records) = open_records(&path, &bytes, LOG_MAGIC)?;
+        out.generation = out.generation.max(g);
+        let (header_gen, mut records) = match open_records(&path, &bytes, LOG_MAGIC)? {
+            Ok(opened) => opened,
+            Err(BadHeader(why)) => {
+                warn_bad_header(&path, &why);
+                out.skip(SkipReason::BadHeader);
+                continue;
+            }
+        };
         if header_gen != g {
-            tracing::warn!(file = %path.display(), "state log's header names another generation; skipped");
+            warn_bad_header(&path, "its header names another generation");
+            out.skip(SkipReason::BadHeader);
             continue;
         }
-        out.generation = g;
         while let Some(r) = records.next_as::<LogRecord<'_>>() {
             let rec = match r {
                 Ok(rec) => rec,
-                Err(at) => {
-                    torn(&path, at, &mut out);
-                    break;
+                Err((at, reason)) => {
+                    warn_skipped(&path, at, reason);
+                    out.skip(reason);
+                    continue;
                 }
             };
             let Some(&r) = rules.get(rec.rule) else {
-                out.unknown += 1;
+                out.skip(SkipReason::UnknownRule);
                 continue;
             };
             let period = program.rules[r as usize].period_ms;
@@ -172,11 +220,41 @@ pub fn restore(dir: &Path, program: &Program<'_>, limit: usize) -> Result<Restor
                     apply_record(&rec, slot);
                     out.replayed += 1;
                 }
-                Err(_) => out.full += 1,
+                Err(_) => out.skip(SkipReason::StoreFull),
             }
         }
     }
     Ok(out)
+}
+
+/// The highest sequence number kept for each source in [`WINDOWS_FILE`] of `dir` (none when
+/// the file is missing), and how many damaged records were skipped.
+pub fn restore_windows(dir: &Path) -> Result<(HashMap<String, u64>, u64), Error> {
+    let path = dir.join(WINDOWS_FILE);
+    let mut out = HashMap::new();
+    let Some(bytes) = read_file(&path)? else {
+        return Ok((out, 0));
+    };
+    let mut records = match open_records(&path, &bytes, WINDOWS_MAGIC)? {
+        Ok((_, records)) => records,
+        Err(BadHeader(why)) => {
+            warn_bad_header(&path, &why);
+            return Ok((out, 1));
+        }
+    };
+    let mut damaged = 0;
+    while let Some(r) = records.next_as::<WindowRecord<'_>>() {
+        match r {
+            Ok(rec) => {
+                out.insert(rec.source.to_owned(), rec.highest);
+            }
+            Err((at, reason)) => {
+                damaged += 1;
+                warn_skipped(&path, at, reason);
+            }
+        }
+    }
+    Ok((out, damaged))
 }
 
 pub(super) fn apply_record(rec: &LogRecord<'_>, slot: &mut Slot) {

@@ -1,6 +1,7 @@
 //! The writer: register updates and snapshots written to the state directory by a thread of
 //! their own.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
@@ -48,6 +49,8 @@ type Copy = Vec<(Arc<str>, String, Slot)>;
 
 pub(super) enum Msg {
     Update(OwnedUpdate),
+    /// Sources whose replay window moved, with their highest sequence number.
+    Windows(Vec<(String, u64)>),
     Snapshot(Copy),
     Stop,
 }
@@ -68,6 +71,8 @@ pub struct Persist {
     since_snapshot: u64,
     /// A snapshot is wanted as soon as the writer can take one.
     pub(super) wanted: bool,
+    /// Moved replay windows the queue had no room for, handed over next time.
+    windows: Vec<(String, u64)>,
     pub(super) writer: Option<JoinHandle<()>>,
 }
 
@@ -98,6 +103,8 @@ impl Persist {
             log_bytes: log_bytes.clone(),
             snapshotter: None,
             errors_logged: 0,
+            windows: HashMap::new(),
+            windows_dirty: false,
         };
         let handle = std::thread::Builder::new()
             .name("state-writer".into())
@@ -113,6 +120,7 @@ impl Persist {
             last_snapshot: Instant::now(),
             since_snapshot: 0,
             wanted: true,
+            windows: Vec::new(),
             writer: Some(handle),
         };
         // The queue is empty: this goes through, and opens the first log before any update.
@@ -141,6 +149,22 @@ impl Persist {
         self.since_snapshot += 1;
         if self.tx.try_send(msg).is_err() {
             self.counters.dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Hands the replay windows that moved (from [`crate::trust::Trust::take_moved`]) to the
+    /// writer, which keeps them in [`WINDOWS_FILE`] with the next flush. None is ever dropped:
+    /// when the queue is full they wait for the next call.
+    pub fn windows(&mut self, moved: Vec<(String, u64)>) {
+        self.windows.extend(moved);
+        if self.windows.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.windows);
+        if let Err(e) = self.tx.try_send(Msg::Windows(batch)) {
+            if let Msg::Windows(batch) = e.into_inner() {
+                self.windows = batch;
+            }
         }
     }
 
@@ -201,6 +225,12 @@ impl Persist {
             })
             .collect();
         self.busy.store(true, Relaxed);
+        let windows = std::mem::take(&mut self.windows);
+        if !windows.is_empty() {
+            let _ = self
+                .tx
+                .send_timeout(Msg::Windows(windows), Duration::from_secs(5));
+        }
         let _ = self
             .tx
             .send_timeout(Msg::Snapshot(copy), Duration::from_secs(5));
@@ -233,6 +263,10 @@ pub(super) struct Writer {
     log_bytes: Arc<AtomicU64>,
     snapshotter: Option<JoinHandle<()>>,
     errors_logged: u64,
+    /// The highest sequence number accepted from each source, as last handed over.
+    windows: HashMap<String, u64>,
+    /// `windows` changed since [`WINDOWS_FILE`] was last written.
+    windows_dirty: bool,
 }
 
 impl Writer {
@@ -252,6 +286,16 @@ impl Writer {
                     if self.pending >= FLUSH_RECORDS {
                         self.flush();
                         deadline = None;
+                    }
+                }
+                Ok(Msg::Windows(moved)) => {
+                    for (source, highest) in moved {
+                        let h = self.windows.entry(source).or_insert(highest);
+                        *h = (*h).max(highest);
+                    }
+                    self.windows_dirty = true;
+                    if deadline.is_none() {
+                        deadline = Some(Instant::now() + FLUSH_EVERY);
                     }
                 }
                 Ok(Msg::Snapshot(copy)) => {
@@ -294,8 +338,15 @@ impl Writer {
         }
     }
 
-    /// Writes and syncs what is buffered.
+    /// Writes and syncs what is buffered, and the replay windows when they moved.
     fn flush(&mut self) {
+        if self.windows_dirty {
+            self.windows_dirty = false;
+            if let Err(e) = write_windows(self.dir.path(), &self.windows) {
+                self.windows_dirty = true;
+                self.error("write the replay windows", &e);
+            }
+        }
         if self.buf.is_empty() {
             return;
         }
@@ -384,6 +435,24 @@ impl Writer {
         }
         self.errors_logged += 1;
     }
+}
+
+/// Writes every source's highest sequence number to [`WINDOWS_FILE`]: temporary file, sync,
+/// rename, sync directory, so the file is always whole.
+pub(super) fn write_windows(dir: &Path, windows: &HashMap<String, u64>) -> io::Result<()> {
+    let tmp = dir.join(format!("{WINDOWS_FILE}.tmp"));
+    let mut out = Vec::with_capacity(HEADER_LEN + windows.len() * 48);
+    out.extend_from_slice(&header(WINDOWS_MAGIC, 0));
+    let mut scratch = vec![0u8; MAX_RECORD_LEN];
+    for (source, &highest) in windows {
+        push_record(&WindowRecord { source, highest }, &mut scratch, &mut out);
+    }
+    let mut f = File::create(&tmp)?;
+    f.write_all(&out)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, dir.join(WINDOWS_FILE))?;
+    sync_dir(dir)
 }
 
 /// Writes snapshot `generation` of `copy`: temporary file, sync, rename, sync directory.
