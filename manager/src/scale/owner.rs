@@ -504,6 +504,7 @@ impl Owner<'_> {
                 Instant::now(),
                 &self.source,
                 batch.time,
+                self.config.manager.action_ttl_ms,
                 || {
                     let id = (seq << 20) | (next & 0xf_ffff);
                     next += 1;
