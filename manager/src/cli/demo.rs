@@ -167,9 +167,20 @@ fn summary(metrics: &str) -> Option<String> {
         .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
+    // The sum of a metric's samples, whatever their labels (firings are counted per rule).
     let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+        let samples: Vec<u64> = text
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                let rest = match rest.strip_prefix('{') {
+                    Some(labelled) => labelled.split_once('}')?.1,
+                    None => rest,
+                };
+                rest.strip_prefix(' ')?.trim().parse::<u64>().ok()
+            })
+            .collect();
+        (!samples.is_empty()).then(|| samples.iter().sum::<u64>())
     };
     let parts: Vec<String> = SUMMARY
         .iter()
