@@ -40,7 +40,7 @@ use crate::allow::{AllowList, Refusal, is_plugin_name};
 use crate::exec;
 use crate::floor::Floors;
 use crate::recent::{Cached, RECENT_ACTIONS, Recent, Seen};
-use crate::sender::{Outbox, set_reconnect};
+use crate::sender::Outbox;
 use crate::stats::Stats;
 use crate::{AgentConfig, Error};
 
@@ -73,13 +73,7 @@ pub(crate) fn subscribe(
     publisher: &str,
     id: &str,
 ) -> Result<zmq::Socket, Error> {
-    let s = ctx
-        .socket(zmq::SUB)
-        .map_err(Error::zmq("create a SUB socket"))?;
-    s.set_linger(0).map_err(Error::zmq("set LINGER"))?;
-    s.set_maxmsgsize(MAX_FRAME)
-        .map_err(Error::zmq("set MAXMSGSIZE"))?;
-    set_reconnect(&s)?;
+    let s = crate::sender::SUB.max_msg_size(MAX_FRAME).make(ctx)?;
     let own = reflex_core::id::topic(id).map_err(|source| Error::InvalidId {
         id: id.to_owned(),
         source,
@@ -87,9 +81,7 @@ pub(crate) fn subscribe(
     for topic in [&own[..], reflex_core::id::BROADCAST_TOPIC] {
         s.set_subscribe(topic).map_err(Error::zmq("subscribe"))?;
     }
-    s.connect(publisher).map_err(Error::zmq(format!(
-        "connect to the publisher at {publisher}"
-    )))?;
+    reflex_core::host::socket::connect(&s, publisher)?;
     Ok(s)
 }
 

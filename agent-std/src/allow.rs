@@ -58,6 +58,42 @@ pub struct TagGlob(String);
 #[serde(try_from = "String")]
 pub struct PluginName(String);
 
+/// Why an allow-list entry is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// An `allow.run` entry without a program.
+    #[error("an allow.run entry needs at least the program, as in [\"df\", \"-h\"]")]
+    NoProgram,
+    /// An `allow.run` entry whose program is empty.
+    #[error("an allow.run entry's program is empty")]
+    EmptyProgram,
+    /// An `allow.fire_event` entry that is not a tag glob.
+    #[error(
+        "allow.fire_event entry {0:?} must be a tag glob starting with '/', such as \"/ops/*\""
+    )]
+    NotATagGlob(String),
+    /// An `allow.plugins` entry that is not a plugin name.
+    #[error(
+        "allow.plugins entry {0:?} must be a plugin name (letters, digits, '_', '-'), such as \
+         \"backup\" for reactions.actor.backup"
+    )]
+    NotAPluginName(String),
+}
+
+/// Why an argv does not match one `allow.run` pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Mismatch {
+    /// Another number of elements.
+    #[error("has {got} elements, the pattern {want}")]
+    Length { got: usize, want: usize },
+    /// Another program.
+    #[error("another program")]
+    Program,
+    /// An argument that does not match its glob.
+    #[error("argument {index} {why}")]
+    Argument { index: usize, why: &'static str },
+}
+
 /// Why an action was not allowed; the text goes back to the Manager in the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal(pub String);
@@ -74,7 +110,7 @@ impl ArgvPattern {
     /// Errors: an empty pattern or an empty program.
     pub fn new<S: AsRef<str>>(
         elements: impl IntoIterator<Item = S>,
-    ) -> Result<ArgvPattern, String> {
+    ) -> Result<ArgvPattern, EntryError> {
         ArgvPattern::try_from(
             elements
                 .into_iter()
@@ -89,21 +125,20 @@ impl ArgvPattern {
     }
 
     /// Checks `argv` against this pattern; `Err` says which element does not match and why.
-    fn check<S: AsRef<str>>(&self, argv: &[S]) -> Result<(), String> {
+    fn check<S: AsRef<str>>(&self, argv: &[S]) -> Result<(), Mismatch> {
         if argv.len() != self.0.len() {
-            return Err(format!(
-                "has {} elements, the pattern {}",
-                argv.len(),
-                self.0.len()
-            ));
+            return Err(Mismatch::Length {
+                got: argv.len(),
+                want: self.0.len(),
+            });
         }
         if argv[0].as_ref() != self.0[0] {
-            return Err("another program".to_owned());
+            return Err(Mismatch::Program);
         }
-        for (i, (value, pattern)) in argv.iter().zip(&self.0).enumerate().skip(1) {
+        for (index, (value, pattern)) in argv.iter().zip(&self.0).enumerate().skip(1) {
             let value = value.as_ref();
             if let Err(why) = element_matches(pattern, value) {
-                return Err(format!("argument {i} {why}"));
+                return Err(Mismatch::Argument { index, why });
             }
         }
         Ok(())
@@ -111,14 +146,12 @@ impl ArgvPattern {
 }
 
 impl TryFrom<Vec<String>> for ArgvPattern {
-    type Error = String;
+    type Error = EntryError;
 
-    fn try_from(elements: Vec<String>) -> Result<ArgvPattern, String> {
+    fn try_from(elements: Vec<String>) -> Result<ArgvPattern, EntryError> {
         match elements.first() {
-            None => {
-                Err("an allow.run entry needs at least the program, as in [\"df\", \"-h\"]".into())
-            }
-            Some(p) if p.is_empty() => Err("an allow.run entry's program is empty".into()),
+            None => Err(EntryError::NoProgram),
+            Some(p) if p.is_empty() => Err(EntryError::EmptyProgram),
             Some(_) => Ok(ArgvPattern(elements)),
         }
     }
@@ -132,13 +165,11 @@ impl TagGlob {
 }
 
 impl TryFrom<String> for TagGlob {
-    type Error = String;
+    type Error = EntryError;
 
-    fn try_from(glob: String) -> Result<TagGlob, String> {
+    fn try_from(glob: String) -> Result<TagGlob, EntryError> {
         if !glob.starts_with('/') {
-            return Err(format!(
-                "allow.fire_event entry {glob:?} must be a tag glob starting with '/', such as \"/ops/*\""
-            ));
+            return Err(EntryError::NotATagGlob(glob));
         }
         Ok(TagGlob(glob))
     }
@@ -152,16 +183,13 @@ impl PluginName {
 }
 
 impl TryFrom<String> for PluginName {
-    type Error = String;
+    type Error = EntryError;
 
-    fn try_from(name: String) -> Result<PluginName, String> {
+    fn try_from(name: String) -> Result<PluginName, EntryError> {
         if is_plugin_name(&name) {
             Ok(PluginName(name))
         } else {
-            Err(format!(
-                "allow.plugins entry {name:?} must be a plugin name (letters, digits, '_', '-'), \
-                 such as \"backup\" for reactions.actor.backup"
-            ))
+            Err(EntryError::NotAPluginName(name))
         }
     }
 }

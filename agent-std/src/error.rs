@@ -31,6 +31,15 @@ pub enum Error {
     /// The configuration parsed but a setting is missing or invalid; names the setting.
     #[error("invalid configuration: {0}")]
     ConfigInvalid(String),
+    /// The gateway's line speed is not one the serial driver sets.
+    #[error(
+        "invalid configuration: unsupported baud rate {0}: use one of 1200, 2400, 4800, 9600, \
+         19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000, 3000000"
+    )]
+    UnsupportedBaud(
+        /// The rate asked for.
+        u32,
+    ),
     /// No agent id was given.
     #[error("invalid configuration: no agent id: give `id:` in the configuration or --id")]
     NoId,
@@ -64,6 +73,9 @@ pub enum Error {
         source: reflex_beacons::BeaconError,
     },
     /// A ZeroMQ socket could not be created, configured, bound or connected.
+    #[error(transparent)]
+    Socket(#[from] reflex_core::host::socket::SocketError),
+    /// A ZeroMQ poll, send or receive failed, or a subscription could not be made.
     #[error("{what}: {source}")]
     Zmq {
         /// What was being done, such as `connect to tcp://127.0.0.1:4511`.
@@ -92,6 +104,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// An id that does not fit a source's capacity.
+    pub(crate) fn id_too_long(id: &str) -> Error {
+        Error::InvalidId {
+            id: id.to_owned(),
+            source: reflex_core::id::IdError::TooLong,
+        }
+    }
+
     pub(crate) fn zmq(what: impl Into<String>) -> impl FnOnce(zmq::Error) -> Error {
         let what = what.into();
         move |source| Error::Zmq { what, source }

@@ -59,8 +59,6 @@ pub const REOPEN_MAX: Duration = Duration::from_secs(2);
 /// Event times below this (2001-09-09 in milliseconds since the Unix epoch) are read as
 /// milliseconds since the device booted, and replaced by the gateway's wall clock.
 pub const BOOT_CLOCK_LIMIT_MS: u64 = 1_000_000_000_000;
-/// The PUSH socket's send high-water mark.
-pub const SEND_HWM: i32 = 1000;
 /// Bytes read from the line per read call.
 const READ_CHUNK: usize = 4096;
 /// The longest the loop sleeps: how quickly a stop request, a due reopen or a due stats line
@@ -195,28 +193,10 @@ struct Gateway {
 pub fn run(opts: GatewayOptions, shutdown: Arc<AtomicBool>) -> Result<GatewayStats, Error> {
     baud_rate(opts.baud)?;
     let ctx = zmq::Context::new();
-    let push = ctx
-        .socket(zmq::PUSH)
-        .map_err(Error::zmq("create a PUSH socket"))?;
-    push.set_sndhwm(SEND_HWM)
-        .map_err(Error::zmq("set SNDHWM"))?;
-    push.set_linger(500).map_err(Error::zmq("set LINGER"))?;
-    crate::sender::set_reconnect(&push)?;
-    push.connect(&opts.manager).map_err(Error::zmq(format!(
-        "connect to the manager at {}",
-        opts.manager
-    )))?;
-    let sub = ctx
-        .socket(zmq::SUB)
-        .map_err(Error::zmq("create a SUB socket"))?;
-    sub.set_linger(0).map_err(Error::zmq("set LINGER"))?;
-    sub.set_maxmsgsize(crate::actor::MAX_FRAME)
-        .map_err(Error::zmq("set MAXMSGSIZE"))?;
-    crate::sender::set_reconnect(&sub)?;
-    sub.connect(&opts.publisher).map_err(Error::zmq(format!(
-        "connect to the publisher at {}",
-        opts.publisher
-    )))?;
+    let push = crate::sender::PUSH.connect(&ctx, &opts.manager)?;
+    let sub = crate::sender::SUB
+        .max_msg_size(crate::actor::MAX_FRAME)
+        .connect(&ctx, &opts.publisher)?;
     sub.set_subscribe(reflex_core::id::BROADCAST_TOPIC)
         .map_err(Error::zmq("subscribe to *"))?;
     let poll = Poll::new().map_err(|source| Error::System {
@@ -641,10 +621,7 @@ fn baud_rate(baud: u32) -> Result<nix::sys::termios::BaudRate, Error> {
         2_000_000 => B::B2000000,
         3_000_000 => B::B3000000,
         other => {
-            return Err(Error::ConfigInvalid(format!(
-                "unsupported baud rate {other}: use one of 1200, 2400, 4800, 9600, 19200, \
-                 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000, 3000000"
-            )));
+            return Err(Error::UnsupportedBaud(other));
         }
     })
 }

@@ -59,7 +59,7 @@ pub(crate) fn start(
     shutdown: Arc<AtomicBool>,
     stats: Arc<Stats>,
 ) -> Result<JoinHandle<()>, Error> {
-    let event = Event::new("/", id).map_err(|e| Error::ConfigInvalid(format!("agent id: {e}")))?;
+    let event = Event::new("/", id).map_err(|_| Error::id_too_long(id))?;
     thread::Builder::new()
         .name("reflex-beacons".into())
         .spawn(move || run(beacons, event, &outbox, &shutdown, &stats))

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use reflex_core::auth::{self, Signer};
 use reflex_core::wire::{Body, Heartbeat, MAX_ENVELOPE_LEN};
 
+use reflex_core::host::socket::SocketSpec;
+
 use crate::Error;
 use crate::stats::Stats;
 
@@ -93,7 +95,7 @@ pub(crate) fn start(
     stats: Arc<Stats>,
 ) -> Result<(Outbox, SenderThread), Error> {
     let socket = push_socket(ctx, endpoint)?;
-    let hb = Heartbeat::new(id).map_err(|e| Error::ConfigInvalid(format!("agent id: {e}")))?;
+    let hb = Heartbeat::new(id).map_err(|_| Error::id_too_long(id))?;
     let (tx, rx) = sync_channel(QUEUE_LEN);
     let thread_stats = stats.clone();
     let handle = std::thread::Builder::new()
@@ -120,25 +122,20 @@ pub(crate) fn start(
     ))
 }
 
-/// A PUSH socket connected to `endpoint`: bounded queue, short linger, quick reconnects.
-fn push_socket(ctx: &zmq::Context, endpoint: &str) -> Result<zmq::Socket, Error> {
-    let s = ctx
-        .socket(zmq::PUSH)
-        .map_err(Error::zmq("create a PUSH socket"))?;
-    s.set_sndhwm(SEND_HWM).map_err(Error::zmq("set SNDHWM"))?;
-    s.set_linger(LINGER_MS).map_err(Error::zmq("set LINGER"))?;
-    set_reconnect(&s)?;
-    s.connect(endpoint)
-        .map_err(Error::zmq(format!("connect to the manager at {endpoint}")))?;
-    Ok(s)
-}
+/// The PUSH socket to the Manager of the agent and the gateway: bounded queue, short linger,
+/// quick reconnects.
+pub(crate) const PUSH: SocketSpec = SocketSpec::new(zmq::PUSH, "manager")
+    .send_hwm(SEND_HWM)
+    .linger_ms(LINGER_MS)
+    .reconnect_ms(RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS);
 
-/// Sets the reconnect intervals every connecting socket of the agent uses.
-pub(crate) fn set_reconnect(s: &zmq::Socket) -> Result<(), Error> {
-    s.set_reconnect_ivl(RECONNECT_IVL_MS)
-        .map_err(Error::zmq("set RECONNECT_IVL"))?;
-    s.set_reconnect_ivl_max(RECONNECT_IVL_MAX_MS)
-        .map_err(Error::zmq("set RECONNECT_IVL_MAX"))
+/// The SUB socket to the Publisher of the Actor and the gateway: quick reconnects.
+pub(crate) const SUB: SocketSpec =
+    SocketSpec::new(zmq::SUB, "publisher").reconnect_ms(RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS);
+
+/// A PUSH socket connected to `endpoint`.
+fn push_socket(ctx: &zmq::Context, endpoint: &str) -> Result<zmq::Socket, Error> {
+    Ok(PUSH.connect(ctx, endpoint)?)
 }
 
 /// The sender thread's socket, key, sequence counter and buffer.

@@ -16,7 +16,8 @@
 //! * `testing/`: `reflex test`'s test files and their runner on a virtual clock.
 //! * `trust.rs`: what the Manager signs with and whom it believes.
 //! * `scale/` (feature `nats`): partitioned Managers on NATS JetStream and `reflex ingest`.
-//! * `host/`: host code the roles share (clock, signals, logging, key files, sockets, JSON).
+//! * host code (clock, signals, logging, key files, sockets, JSON, exec) is core's
+//!   `reflex_core::host`, shared with the Actor and the beacons.
 //!
 //! The library exports what the binary runs: [`main`]. The protocol between the processes is
 //! described in `docs/architecture.md`, and how to run them in `docs/operations.md`.
@@ -26,7 +27,6 @@ mod actions;
 mod cli;
 mod daemon;
 mod error;
-mod host;
 mod http;
 mod metrics;
 mod reactions;

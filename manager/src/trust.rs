@@ -23,6 +23,7 @@ use reflex_core::auth::{
 use reflex_core::wire::{Body, Decoded};
 
 use crate::Error;
+use crate::error::TrustError;
 use crate::metrics::DropReason;
 
 /// How far the time of a message from an agent (Ed25519) may be from the Manager's clock, in
@@ -86,37 +87,44 @@ impl Trust {
             if file.starts_with('.') || !path.is_file() {
                 continue;
             }
-            let (id, expected) = match file.rsplit_once('.') {
-                Some((id, crate::host::keyfiles::PUBLIC_EXT)) => (id, KeyKind::Ed25519Public),
-                Some((id, crate::host::keyfiles::MAC_EXT)) => (id, KeyKind::Mac),
+            if file
+                .rsplit_once('.')
+                .is_some_and(|(_, ext)| ext == crate::http::tokens::TOKEN_EXT)
+            {
                 // HTTP bearer tokens, read by the HTTP endpoints.
-                Some((_, crate::host::keyfiles::TOKEN_EXT)) => continue,
-                _ => {
-                    return Err(Error::Auth(format!(
-                        "{}: the trust directory holds only <id>.pub (an agent's public key), \
-                         <id>.mac (a device's key) and <id>.token (an HTTP token) files",
-                        path.display()
-                    )));
-                }
-            };
-            crate::host::keyfiles::check_name(id)
-                .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))?;
-            let key = keyfile::read(&path).map_err(|e| Error::Auth(e.to_string()))?;
-            if key.kind != expected {
-                return Err(Error::Auth(format!(
-                    "{}: holds {} where {expected} is expected",
-                    path.display(),
-                    key.kind
-                )));
+                continue;
             }
-            let verifier = key
-                .verifier()
-                .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))?;
+            let kinds = [KeyKind::Ed25519Public, KeyKind::Mac];
+            let Some((id, expected)) = file.rsplit_once('.').and_then(|(id, ext)| {
+                let kind = kinds.into_iter().find(|k| k.extension() == ext)?;
+                Some((id, kind))
+            }) else {
+                return Err(TrustError::NotATrustFile(path).into());
+            };
+            reflex_core::id::check_id(id).map_err(|source| TrustError::BadTrustName {
+                path: path.clone(),
+                id: id.to_owned(),
+                source,
+            })?;
+            let key = keyfile::read(&path).map_err(TrustError::File)?;
+            if key.kind != expected {
+                return Err(TrustError::WrongKind {
+                    path,
+                    found: key.kind,
+                    expected,
+                }
+                .into());
+            }
+            let verifier = key.verifier().map_err(|source| TrustError::Unusable {
+                path: path.clone(),
+                source,
+            })?;
             if trust.sources.contains_key(id) {
-                return Err(Error::Auth(format!(
-                    "{}: {id} has both a .pub and a .mac key; keep one",
-                    dir.display()
-                )));
+                return Err(TrustError::BothKinds {
+                    dir: dir.to_owned(),
+                    id: id.to_owned(),
+                }
+                .into());
             }
             trust.sources.insert(
                 id.to_owned(),
@@ -301,12 +309,11 @@ fn check_trust_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("read the trust directory {}", dir.display()), e))?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o022 != 0 {
-        return Err(Error::Auth(format!(
-            "{}: the trust directory is writable by other users (mode {mode:04o}), who could \
-             add their own keys to it; run `chmod go-w {}`",
-            dir.display(),
-            dir.display()
-        )));
+        return Err(TrustError::OpenTrustDir {
+            dir: dir.to_owned(),
+            mode,
+        }
+        .into());
     }
     Ok(())
 }
@@ -333,27 +340,22 @@ impl Security {
                 (None, _) => "--key",
                 _ => "--trust",
             };
-            return Err(Error::Auth(format!(
-                "refusing to start without {missing}: give the Manager's secret key (--key \
-                 PATH, made by `reflex keys gen --name manager`) and the directory of the \
-                 agents' and devices' keys it accepts (--trust DIR); or --insecure, for a lab \
-                 only, to accept and send unauthenticated messages"
-            )));
+            return Err(TrustError::Missing(missing).into());
         }
         let signer = match key {
             Some(path) => {
-                let file = keyfile::read(path).map_err(|e| Error::Auth(e.to_string()))?;
+                let file = keyfile::read(path).map_err(TrustError::File)?;
                 if file.kind != KeyKind::Ed25519Secret {
-                    return Err(Error::Auth(format!(
-                        "{}: --key needs the Manager's Ed25519 secret key, not {}",
-                        path.display(),
-                        file.kind
-                    )));
+                    return Err(TrustError::NotASigningKey {
+                        path: path.to_owned(),
+                        found: file.kind,
+                    }
+                    .into());
                 }
-                Some(
-                    file.signer()
-                        .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))?,
-                )
+                Some(file.signer().map_err(|source| TrustError::Unusable {
+                    path: path.to_owned(),
+                    source,
+                })?)
             }
             None => None,
         };
@@ -369,7 +371,7 @@ impl Security {
 mod tests {
     use super::*;
     use reflex_core::Event;
-    use reflex_core::auth::SecretKey;
+    use reflex_core::auth::{KEY_LEN, SecretKey};
     use reflex_core::wire::{self, MAX_ENVELOPE_LEN};
 
     fn message(source: &str, seq: u64, time: u64, signer: Option<&Signer>) -> Vec<u8> {
@@ -478,10 +480,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let keys = dir.join("keys");
         let trusted = dir.join("trust");
-        let (secret, public) = crate::host::keyfiles::generate_pair(&keys, "manager").unwrap();
+        let seed = SecretKey::from_seed([7; KEY_LEN]);
+        let (secret, public) = (keys.join("manager.key"), keys.join("manager.pub"));
+        let write = |path: &Path, kind, bytes| {
+            keyfile::write_new(path, &keyfile::KeyFile { kind, bytes }).unwrap();
+        };
+        write(&secret, KeyKind::Ed25519Secret, seed.seed());
+        write(&public, KeyKind::Ed25519Public, seed.public().to_bytes());
         std::fs::create_dir_all(&trusted).unwrap();
         std::fs::copy(&public, trusted.join("web-1.pub")).unwrap();
-        crate::host::keyfiles::generate_mac(&trusted, "node-7").unwrap();
+        write(&trusted.join("node-7.mac"), KeyKind::Mac, [9; KEY_LEN]);
         let s = Security::load(Some(&secret), Some(&trusted), false).unwrap();
         assert!(s.signer.is_some());
         assert_eq!(s.trust.len(), 2);

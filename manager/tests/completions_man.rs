@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "manager",
     "send",
     "watch",
+    "test",
     "reload",
     "demo",
     "keys",

@@ -246,7 +246,10 @@ fn events_under_reflex_from_outside_are_refused() {
         r#"reflex_events_dropped_total{reason="reserved_tag"}"#,
         1.0,
     );
-    assert_eq!(m.metric("reflex_rules_fired_total"), Some(0.0));
+    assert_eq!(
+        m.metric(r#"reflex_rules_fired_total{rule="code"}"#),
+        Some(0.0)
+    );
     assert!(m.watch.seen("/reflex/result/").is_empty());
 }
 

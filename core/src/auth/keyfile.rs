@@ -48,6 +48,16 @@ impl KeyKind {
         }
     }
 
+    /// The extension of a file of this kind, named after its owner's id: `<id>.key`,
+    /// `<id>.pub`, `<id>.mac`.
+    pub const fn extension(self) -> &'static str {
+        match self {
+            KeyKind::Ed25519Secret => "key",
+            KeyKind::Ed25519Public => "pub",
+            KeyKind::Mac => "mac",
+        }
+    }
+
     /// Whether a file of this kind must be kept from other users.
     pub const fn is_secret(self) -> bool {
         !matches!(self, KeyKind::Ed25519Public)

@@ -7,6 +7,7 @@
 //!   values as JSON.
 //! * [`clock`]: the wall clock.
 //! * `process` (feature `host-main`): a binary's logging and its stop and reload signals.
+//! * `socket` (feature `sockets`): ZeroMQ sockets with their options, made one way.
 //! * [`sys`]: every call into the C library, each with its safety argument; the only module
 //!   of the crate allowed `unsafe`.
 //!
@@ -19,4 +20,6 @@ pub mod exec;
 pub mod plugin;
 #[cfg(feature = "host-main")]
 pub mod process;
+#[cfg(feature = "sockets")]
+pub mod socket;
 pub mod sys;

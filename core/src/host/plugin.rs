@@ -42,6 +42,21 @@ pub fn value_json(v: &Value) -> Json {
     }
 }
 
+/// A JSON value as an event value: numbers, booleans and strings of at most
+/// [`crate::value::MAX_STR_LEN`] bytes. `null`, lists and maps have no event form.
+pub fn json_value(j: &Json) -> Result<Value, &'static str> {
+    match j {
+        Json::Bool(b) => Ok(Value::Bool(*b)),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Ok(Value::Int(i)),
+            None => n.as_f64().map(Value::Float).ok_or("number out of range"),
+        },
+        Json::String(s) => Value::str(s).map_err(|_| "string longer than an event value holds"),
+        Json::Null => Err("empty value"),
+        Json::Array(_) | Json::Object(_) => Err("lists and maps are not event values"),
+    }
+}
+
 /// A float as JSON, `null` when JSON cannot hold it.
 pub fn float_json(f: f64) -> Json {
     Number::from_f64(f).map_or(Json::Null, Json::Number)

@@ -31,6 +31,14 @@ pub fn stop_flag(insist_status: i32) -> io::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
+/// Makes SIGHUP set `stop` too, for a program that ends with its terminal (`reflex watch`,
+/// the demo, the Publisher) but cleans up first; a second one exits as [`stop_flag`] says.
+pub fn stop_on_hangup(stop: &Arc<AtomicBool>, insist_status: i32) -> io::Result<()> {
+    signal_hook::flag::register_conditional_shutdown(SIGHUP, insist_status, stop.clone())?;
+    signal_hook::flag::register(SIGHUP, stop.clone())?;
+    Ok(())
+}
+
 /// A flag SIGHUP sets, for a reload; the signal no longer ends the process.
 pub fn reload_flag() -> io::Result<Arc<AtomicBool>> {
     let reload = Arc::new(AtomicBool::new(false));

@@ -95,7 +95,7 @@ impl Outbox {
     /// An outbox holding at most `limit` waiting and `limit` unanswered actions.
     pub fn new(limit: usize) -> Outbox {
         Outbox {
-            next_id: crate::host::clock::now_us().max(1),
+            next_id: reflex_core::host::clock::now_us().max(1),
             pending: VecDeque::new(),
             unacked: HashMap::new(),
             limit: limit.max(1),
@@ -330,7 +330,7 @@ mod tests {
 
     fn action(outbox: &mut Outbox, target: &str) -> Action {
         let mut a = Action::new(outbox.next_id(), "reactions.actor.run", target).unwrap();
-        a.expires = crate::host::clock::now_ms() + ACTION_TTL_MS;
+        a.expires = reflex_core::host::clock::now_ms() + ACTION_TTL_MS;
         a
     }
 
@@ -425,12 +425,12 @@ mod tests {
         assert_eq!(o.pending(), 2);
         assert_eq!(m.drops(DropReason::ActionQueueFull), 1);
         *feed.open.borrow_mut() = true;
-        o.tick(&feed, &m, now, crate::host::clock::now_ms());
+        o.tick(&feed, &m, now, reflex_core::host::clock::now_ms());
         assert_eq!(o.pending(), 0);
         assert_eq!(feed.sent.borrow().len(), 2);
         // Not answered: sent again once due.
         let later = now + RETRY_EVERY + Duration::from_secs(1);
-        o.tick(&feed, &m, later, crate::host::clock::now_ms());
+        o.tick(&feed, &m, later, reflex_core::host::clock::now_ms());
         assert_eq!(feed.sent.borrow().len(), 4);
         assert_eq!(
             m.actions_retried.load(std::sync::atomic::Ordering::Relaxed),
@@ -441,7 +441,7 @@ mod tests {
             &feed,
             &m,
             later + Duration::from_secs(2),
-            crate::host::clock::now_ms() + ACTION_TTL_MS,
+            reflex_core::host::clock::now_ms() + ACTION_TTL_MS,
         );
         assert_eq!(o.unacked(), 0);
         assert_eq!(expired.len(), 2);
@@ -452,7 +452,7 @@ mod tests {
             &feed,
             &m,
             later + Duration::from_secs(4),
-            crate::host::clock::now_ms() + ACTION_TTL_MS,
+            reflex_core::host::clock::now_ms() + ACTION_TTL_MS,
         );
         assert!(again.is_empty());
     }

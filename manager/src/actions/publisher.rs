@@ -20,6 +20,8 @@ use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use reflex_core::host::socket::SocketSpec;
+use reflex_core::host::sys::{self, Signal};
 use reflex_core::wire::{self, Body, MAX_ENVELOPE_LEN};
 
 use crate::Error;
@@ -53,32 +55,16 @@ pub struct Config {
 
 /// Runs the Publisher until `shutdown` is set or the parent Manager is gone.
 pub fn run(config: &Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
-    #[cfg(target_os = "linux")]
     if config.parent.is_some() {
-        // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
-        unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-        }
+        sys::signal_on_parent_exit(Signal::Term);
     }
-    let orphaned = || {
-        config.parent.is_some_and(|p| {
-            // SAFETY: getppid has no preconditions.
-            (unsafe { libc::getppid() }) as u32 != p
-        })
-    };
+    let orphaned = || config.parent.is_some_and(|p| sys::parent_pid() != p);
     let ctx = zmq::Context::new();
-    let publish = ctx
-        .socket(zmq::PUB)
-        .map_err(|e| Error::socket("create", "publish", e))?;
-    publish
-        .set_sndhwm(PUBLISH_HWM)
-        .and_then(|_| publish.set_linger(0))
-        // Actors send only subscriptions: a byte, then `<id>\0` or `*\0`.
-        .and_then(|_| publish.set_maxmsgsize(MAX_SUBSCRIPTION_FRAME))
-        .map_err(|e| Error::socket("configure", &config.publish, e))?;
-    publish
-        .bind(&config.publish)
-        .map_err(|e| Error::socket("bind", &config.publish, e))?;
+    // Actors send only subscriptions: a byte, then `<id>\0` or `*\0`.
+    let publish = SocketSpec::new(zmq::PUB, "publish")
+        .send_hwm(PUBLISH_HWM)
+        .max_msg_size(MAX_SUBSCRIPTION_FRAME)
+        .bind(&ctx, &config.publish)?;
     if config.parent.is_some() {
         // Tells the supervising Manager that the socket is bound (see [`supervise`]).
         use std::io::Write;
@@ -92,14 +78,9 @@ pub fn run(config: &Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let feed = ctx
-        .socket(zmq::PULL)
-        .map_err(|e| Error::socket("create", "feed", e))?;
-    feed.set_rcvhwm(FEED_HWM)
-        .and_then(|_| feed.set_linger(0))
-        .map_err(|e| Error::socket("configure", &config.feed, e))?;
-    feed.connect(&config.feed)
-        .map_err(|e| Error::socket("connect", &config.feed, e))?;
+    let feed = SocketSpec::new(zmq::PULL, "feed")
+        .recv_hwm(FEED_HWM)
+        .connect(&ctx, &config.feed)?;
     tracing::info!(feed = %config.feed, publish = %config.publish, "publisher ready");
 
     let mut buf = vec![0u8; MAX_ENVELOPE_LEN + 1];
@@ -111,7 +92,13 @@ pub fn run(config: &Config, shutdown: Arc<AtomicBool>) -> Result<(), Error> {
             Ok(0) => continue,
             Ok(_) => {}
             Err(zmq::Error::EINTR) => continue,
-            Err(e) => return Err(Error::socket("poll", "feed", e)),
+            Err(source) => {
+                return Err(Error::Transfer {
+                    what: "poll",
+                    socket: "feed",
+                    source,
+                });
+            }
         }
         loop {
             let n = match feed.recv_into(&mut buf, zmq::DONTWAIT) {
@@ -272,11 +259,7 @@ fn spawn(exe: &PathBuf, feed: &str, publish: &str) -> std::io::Result<Child> {
 }
 
 fn stop(child: &mut Child) {
-    let pid = child.id() as i32;
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
+    let _ = sys::signal(child.id(), Signal::Term);
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {

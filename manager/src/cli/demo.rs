@@ -28,6 +28,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use reflex_core::auth::{self, Signer};
+use reflex_core::host::socket::SocketSpec;
+use reflex_core::host::sys::{self, Signal};
 use reflex_core::wire::{Body, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, Value};
 
@@ -62,7 +64,7 @@ pub struct DemoArgs {
 
 /// Runs the demo; the exit code is 0 after a clean stop.
 pub fn main(args: &DemoArgs) -> std::process::ExitCode {
-    let stop = crate::host::signals::stop_on_signals();
+    let stop = super::stop_on_signals();
     if let Some(secs) = args.duration {
         let stop = stop.clone();
         thread::spawn(move || {
@@ -111,10 +113,7 @@ struct ManagerChild(Child);
 impl Drop for ManagerChild {
     fn drop(&mut self) {
         // SIGTERM first, so the Manager stops its Publisher; then make sure.
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        unsafe {
-            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
-        }
+        let _ = sys::signal(self.0.id(), Signal::Term);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -167,20 +166,15 @@ fn summary(metrics: &str) -> Option<String> {
         .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    // The sum of a metric's samples, whatever their labels (firings are counted per rule).
+    // Every sample of the family, summed: per-rule counters carry a `rule` label.
     let value = |name: &str| {
-        let samples: Vec<u64> = text
-            .lines()
+        text.lines()
             .filter_map(|l| {
                 let rest = l.strip_prefix(name)?;
-                let rest = match rest.strip_prefix('{') {
-                    Some(labelled) => labelled.split_once('}')?.1,
-                    None => rest,
-                };
-                rest.strip_prefix(' ')?.trim().parse::<u64>().ok()
+                let (labels, n) = rest.rsplit_once(' ')?;
+                (labels.is_empty() || labels.starts_with('{')).then(|| n.parse::<u64>().ok())?
             })
-            .collect();
-        (!samples.is_empty()).then(|| samples.iter().sum::<u64>())
+            .reduce(|a, b| a + b)
     };
     let parts: Vec<String> = SUMMARY
         .iter()
@@ -214,9 +208,9 @@ const SIMULATED: &[&str] = &["web-1", "web-2"];
 fn make_keys(dir: &Path) -> Result<(), Error> {
     let keys = dir.join("keys");
     let trust = dir.join("trust");
-    crate::host::keyfiles::generate_pair(&keys, "manager")?;
+    super::keys::generate_pair(&keys, "manager")?;
     for id in std::iter::once(&ACTOR_ID).chain(SIMULATED) {
-        let (_, public) = crate::host::keyfiles::generate_pair(&keys, id)?;
+        let (_, public) = super::keys::generate_pair(&keys, id)?;
         std::fs::create_dir_all(&trust).map_err(|e| Error::io("create the trust directory", e))?;
         std::fs::copy(&public, trust.join(format!("{id}.pub")))
             .map_err(|e| Error::io("fill the trust directory", e))?;
@@ -335,15 +329,9 @@ pub fn run(stop: &Arc<AtomicBool>, keep: Option<&Path>, out: &mut impl Write) ->
 
     // Simulated hosts.
     let ctx = zmq::Context::new();
-    let push = ctx
-        .socket(zmq::PUSH)
-        .map_err(|e| Error::socket("create", "events", e))?;
-    push.set_linger(0)
-        .map_err(|e| Error::socket("configure", "events", e))?;
-    push.set_sndhwm(1000)
-        .map_err(|e| Error::socket("configure", "events", e))?;
-    push.connect(&ports.events)
-        .map_err(|e| Error::socket("connect", &ports.events, e))?;
+    let push = SocketSpec::new(zmq::PUSH, "events")
+        .send_hwm(1000)
+        .connect(&ctx, &ports.events)?;
 
     let signers = SIMULATED
         .iter()
@@ -454,8 +442,8 @@ fn send(push: &zmq::Socket, signer: &Signer, tag: &str, source: &str, fields: &[
     let Ok(mut event) = Event::new(tag, source) else {
         return;
     };
-    event.time = crate::host::clock::now_ms();
-    event.seq = crate::host::clock::now_us();
+    event.time = reflex_core::host::clock::now_ms();
+    event.seq = reflex_core::host::clock::now_us();
     for (name, value) in fields {
         let _ = event.push(name, value.clone());
     }

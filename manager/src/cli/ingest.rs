@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::daemon::{DEFAULT_EVENTS, DEFAULT_QUEUE};
-use crate::host::signals;
 use crate::scale::ingest::{self, IngestConfig};
 use crate::scale::names::Names;
 
@@ -47,7 +46,7 @@ pub struct IngestArgs {
 
 /// Runs `reflex ingest`: exit 0 after a clean stop (SIGINT, SIGTERM), 1 on a failure.
 pub fn main(args: &IngestArgs) -> std::process::ExitCode {
-    let (shutdown, _) = signals::manager_signals();
+    let shutdown = super::stop_on_signals();
     let config = IngestConfig {
         url: args.nats.clone(),
         partitions: args.partitions,

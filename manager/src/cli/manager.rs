@@ -8,7 +8,7 @@ use crate::daemon::{
     self, Config, DEFAULT_EVENTS, DEFAULT_ID, DEFAULT_METRICS, DEFAULT_PUBLISH, DEFAULT_QUEUE,
     DEFAULT_WATCH, DEFAULT_WORKERS,
 };
-use crate::host::signals;
+use reflex_core::host::process;
 
 /// Arguments of `reflex manager`.
 #[derive(Debug, Clone, clap::Args)]
@@ -130,7 +130,14 @@ impl ManagerArgs {
 /// Runs `reflex manager`: exit status 0 after a clean stop (SIGINT, SIGTERM), 1 when the
 /// rulebook is invalid or a socket cannot be bound. SIGHUP reloads the rulebook.
 pub fn main(args: &ManagerArgs) -> std::process::ExitCode {
-    let (shutdown, reload) = signals::manager_signals();
+    let shutdown = process::stop_flag(1).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot install the signal handler");
+        std::sync::Arc::default()
+    });
+    let reload = process::reload_flag().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot install the SIGHUP handler; reload with POST /reload");
+        std::sync::Arc::default()
+    });
     #[cfg(feature = "nats")]
     if let (Some(url), Some(partitions)) = (&args.scale.nats, args.scale.partitions) {
         let result = args.config().and_then(|manager| {

@@ -68,7 +68,7 @@ pub enum Command {
 /// Runs `reflex` with the process's arguments: logs to stderr, then the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::host::logging::init_logging();
+    reflex_core::host::process::init_logging();
     match cli.command {
         Command::Check(args) => check::main(&args),
         Command::Manager(args) => manager::main(&args),
@@ -84,4 +84,18 @@ pub fn main() -> ExitCode {
         Command::Completions(args) => completions::main(&args),
         Command::Man(args) => man::main(&args),
     }
+}
+
+/// A flag SIGINT, SIGTERM and SIGHUP set, for a subcommand that stops cleanly; a second
+/// signal exits at once (status 1). A handler that cannot be installed is logged.
+fn stop_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use reflex_core::host::process;
+    let stop = process::stop_flag(1).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot install the signal handler");
+        std::sync::Arc::default()
+    });
+    if let Err(e) = process::stop_on_hangup(&stop, 1) {
+        tracing::warn!(error = %e, "cannot install the SIGHUP handler");
+    }
+    stop
 }

@@ -18,7 +18,7 @@ pub struct PublisherArgs {
 
 /// Runs `reflex publisher`.
 pub fn main(args: &PublisherArgs) -> std::process::ExitCode {
-    let shutdown = crate::host::signals::stop_on_signals();
+    let shutdown = super::stop_on_signals();
     let config = publisher::Config {
         feed: args.feed.clone(),
         publish: args.publish.clone(),

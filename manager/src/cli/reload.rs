@@ -56,21 +56,14 @@ pub fn main(args: &ReloadArgs) -> ExitCode {
 }
 
 fn hangup(pid: u32) -> Result<String, Error> {
-    let pid_t = libc::pid_t::try_from(pid).unwrap_or(0);
-    if pid_t <= 0 {
-        return Err(Error::io(
-            format!("signal process {pid}"),
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a process id"),
-        ));
-    }
-    // SAFETY: kill(2) with a positive pid and SIGHUP; no memory is involved.
-    let r = unsafe { libc::kill(pid_t, libc::SIGHUP) };
-    if r != 0 {
-        return Err(Error::io(
-            format!("send SIGHUP to process {pid}"),
-            std::io::Error::last_os_error(),
-        ));
-    }
+    use reflex_core::host::sys::{self, Signal};
+    sys::signal(pid, Signal::Hangup).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            Error::io(format!("signal process {pid}"), e)
+        } else {
+            Error::io(format!("send SIGHUP to process {pid}"), e)
+        }
+    })?;
     Ok(format!(
         "sent SIGHUP to {pid}; the Manager logs the outcome (`rulebook reloaded` or the errors)"
     ))

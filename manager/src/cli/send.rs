@@ -5,11 +5,12 @@ use std::time::Duration;
 use std::path::Path;
 
 use reflex_core::auth::{self, Signer, keyfile};
+use reflex_core::host::socket::SocketSpec;
 use reflex_core::wire::{Body, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, Value};
 
 use crate::Error;
-use crate::host::hostname::hostname;
+use crate::error::TrustError;
 
 /// How long `reflex send` waits at most, by default, for a Manager to take its event.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -39,7 +40,7 @@ pub fn build_event(
     e.source = reflex_core::event::make_source(source)
         .map_err(|err| Error::core(format!("source `{source}`"), err))?;
     e.time = now_ms;
-    e.seq = crate::host::clock::now_us();
+    e.seq = reflex_core::host::clock::now_us();
     for field in fields {
         let (key, text) = field
             .split_once('=')
@@ -60,10 +61,19 @@ pub fn build_event(
 
 /// The signer of a key file: an Ed25519 secret key (an agent's) or a device's HMAC key.
 pub fn signer(path: &Path) -> Result<Signer, Error> {
-    keyfile::read(path)
-        .map_err(|e| Error::Auth(e.to_string()))?
-        .signer()
-        .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))
+    let key = keyfile::read(path).map_err(TrustError::File)?;
+    let signer = key.signer().map_err(|source| TrustError::Unusable {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(signer)
+}
+
+/// This host's name as a source id, cut to [`reflex_core::event::MAX_SOURCE_LEN`] bytes
+/// (`localhost` when it cannot be read).
+pub(super) fn hostname() -> String {
+    let name = reflex_core::host::sys::hostname().unwrap_or_else(|| "localhost".to_owned());
+    reflex_core::text::clip(&name, reflex_core::event::MAX_SOURCE_LEN).to_owned()
 }
 
 /// Pushes `event` to `to`, tagged by `signer` (unsigned when `None`), waiting at most
@@ -80,17 +90,13 @@ pub fn send(
     let n = auth::encode(&Body::Event(event.clone()), signer, &mut buf)
         .map_err(|e| Error::core("event", e))?;
     let ctx = zmq::Context::new();
-    let push = ctx
-        .socket(zmq::PUSH)
-        .map_err(|e| Error::socket("create", "events", e))?;
     let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    push.set_linger(ms)
-        .and_then(|_| push.set_sndtimeo(ms))
-        // Queue only on a connection that is up: with none, the send times out.
-        .and_then(|_| push.set_immediate(true))
-        .map_err(|e| Error::socket("configure", to, e))?;
-    push.connect(to)
-        .map_err(|e| Error::socket("connect", to, e))?;
+    // Queue only on a connection that is up: with none, the send times out.
+    let push = SocketSpec::new(zmq::PUSH, "events")
+        .linger_ms(ms)
+        .send_timeout_ms(ms)
+        .immediate()
+        .connect(&ctx, to)?;
     match push.send(&buf[..n], 0) {
         Ok(()) => {}
         Err(zmq::Error::EAGAIN) => {
@@ -158,7 +164,7 @@ pub fn main(args: &SendArgs) -> std::process::ExitCode {
                 &args.tag,
                 &args.fields,
                 &source,
-                crate::host::clock::now_ms(),
+                reflex_core::host::clock::now_ms(),
             )?;
             send(&e, signer.as_ref(), &args.to, timeout)
         });

@@ -14,12 +14,13 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
+use reflex_core::host::socket::{self, SocketError, SocketSpec};
 use reflex_core::tag::glob_match;
 use reflex_core::wire::{self, Body, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, Value};
 
 use crate::Error;
-use crate::host::clock::time_of_day;
+use reflex_core::host::clock::time_of_day;
 
 /// The literal start of a glob (up to its first metacharacter): the subscription prefix, so
 /// the socket filters before the glob is checked.
@@ -119,14 +120,14 @@ pub fn watch(
         }
     }
     let ctx = zmq::Context::new();
-    let sub = ctx
-        .socket(zmq::SUB)
-        .map_err(|e| Error::socket("create", "watch", e))?;
-    sub.set_linger(0)
-        .and_then(|_| sub.set_subscribe(glob.map(literal_prefix).unwrap_or("").as_bytes()))
-        .map_err(|e| Error::socket("configure", from, e))?;
-    sub.connect(from)
-        .map_err(|e| Error::socket("connect", from, e))?;
+    let sub = SocketSpec::new(zmq::SUB, "watch").make(&ctx)?;
+    sub.set_subscribe(glob.map(literal_prefix).unwrap_or("").as_bytes())
+        .map_err(|source| SocketError::Configure {
+            role: "watch",
+            option: "SUBSCRIBE",
+            source,
+        })?;
+    socket::connect(&sub, from)?;
     let mut tag = vec![0u8; 256];
     let mut buf = vec![0u8; MAX_ENVELOPE_LEN + 1];
     while !stop.load(Relaxed) {
@@ -135,7 +136,13 @@ pub fn watch(
             Ok(0) => continue,
             Ok(_) => {}
             Err(zmq::Error::EINTR) => continue,
-            Err(e) => return Err(Error::socket("poll", from, e)),
+            Err(source) => {
+                return Err(Error::Transfer {
+                    what: "poll",
+                    socket: "watch",
+                    source,
+                });
+            }
         }
         loop {
             let n = match sub.recv_into(&mut tag, zmq::DONTWAIT) {
@@ -266,7 +273,7 @@ pub struct WatchArgs {
 
 /// Runs `reflex watch` until interrupted.
 pub fn main(args: &WatchArgs) -> std::process::ExitCode {
-    let stop = crate::host::signals::stop_on_signals();
+    let stop = super::stop_on_signals();
     let mut out = std::io::stdout().lock();
     match watch(&args.from, args.tag.as_deref(), &mut out, &stop) {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -32,12 +32,12 @@ use reflex_rules::Compiled;
 use crate::Error;
 use crate::actions::outbox::Expired;
 use crate::actions::{KnownActors, Outbox};
-use crate::host::clock;
-use crate::host::text::clip;
 use crate::metrics::{ActionOutcome, DropReason, Metrics, Queue};
 use crate::reactions::{Pool, report_event};
 use crate::state::{self, Persist};
 use crate::trust::Trust;
+use reflex_core::host::clock;
+use reflex_core::text::clip;
 
 use super::fan_out::{Fired, Remote, Step, fan_out, sent_report};
 use super::reload::Swap;
@@ -161,7 +161,13 @@ impl EventLoop {
                         items[2].is_readable(),
                     ),
                     Err(zmq::Error::EINTR) => (false, false, false),
-                    Err(e) => return Err(Error::socket("poll", "events", e)),
+                    Err(source) => {
+                        return Err(Error::Transfer {
+                            what: "poll",
+                            socket: "events",
+                            source,
+                        });
+                    }
                 }
             };
             if from_watch {
@@ -425,7 +431,7 @@ impl EventLoop {
             Err(why) => {
                 self.metrics.dropped(DropReason::ArgTooLong, 1);
                 tracing::warn!(action = key, rule, "{why}; action refused");
-                (false, why)
+                (false, why.to_string())
             }
         };
         self.metrics.reaction(func, ok);

@@ -11,7 +11,7 @@ use reflex_core::program::{Context, Program};
 use reflex_core::value::Value;
 use reflex_core::wire::Action;
 
-use crate::actions::build;
+use crate::actions::build::{self, ActionError};
 use crate::metrics::DropReason;
 use crate::reactions::{Args, Job};
 
@@ -51,7 +51,7 @@ pub struct Remote<'a> {
     /// The rendered target.
     pub target: String,
     /// The action, or why it cannot be made (a target or argument too long).
-    pub action: Result<Action, String>,
+    pub action: Result<Action, ActionError>,
 }
 
 /// The reactions of `firings` (of `event`, received at `received`), in rulebook order: local

@@ -23,8 +23,9 @@ use crate::metrics::ReloadCounters;
 /// How long `POST /reload` and `reflex reload` wait for the outcome.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(60);
 
-/// The outcome of a reload: the new rulebook's summary, or its errors, one per line.
-pub type Answer = Result<String, String>;
+/// The outcome of a reload: the new rulebook's summary, or why it was refused (its errors,
+/// displayed one per line, or what stopped reading it).
+pub type Answer = Result<String, Error>;
 
 /// A request to reload, with where to send the outcome.
 #[derive(Debug)]
@@ -90,21 +91,17 @@ pub fn start(
                     }
                     Err(e) => {
                         counters.error.fetch_add(1, Relaxed);
-                        let text = match &e {
+                        match &e {
                             Error::Rulebook(errors) => {
                                 for d in errors.iter() {
                                     tracing::error!("{d}");
                                 }
-                                errors.to_string()
                             }
-                            other => {
-                                tracing::error!("{other}");
-                                other.to_string()
-                            }
-                        };
+                            other => tracing::error!("{other}"),
+                        }
                         tracing::error!("rulebook reload failed; the running rulebook is kept");
                         if let Some(a) = answer {
-                            let _ = a.send(Err(text));
+                            let _ = a.send(Err(e));
                         }
                     }
                 }

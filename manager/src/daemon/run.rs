@@ -15,12 +15,13 @@ use reflex_rules::Compiled;
 
 use crate::Error;
 use crate::actions::{KnownActors, Outbox};
-use crate::host::{clock, sockets};
 use crate::http::{self, Board, Control, Ingest, Inject, ReloadRoute, Tokens};
 use crate::metrics::{DropReason, Metrics};
 use crate::reactions::Pool;
 use crate::state::{self, Persist, StateDir};
 use crate::trust::Security;
+use reflex_core::host::clock;
+use reflex_core::host::socket::SocketSpec;
 
 use super::config::Config;
 use super::event_loop::{EventLoop, warn_insecure};
@@ -115,11 +116,16 @@ pub fn run(
     };
 
     let ctx = zmq::Context::new();
-    let socket = |kind, role: &str, endpoint: &str| sockets::bind(&ctx, kind, role, endpoint, hwm);
+    let socket =
+        |kind, role, endpoint: &str| SocketSpec::new(kind, role).hwm(hwm).bind(&ctx, endpoint);
     // Sockets that receive from the network take no frame longer than an envelope (events)
-    // or a subscription to a tag (watch), whatever a peer declares.
-    let limited = |kind, role: &str, endpoint: &str, max: usize| {
-        sockets::bind_limited(&ctx, kind, role, endpoint, hwm, max as i64)
+    // or a subscription to a tag (watch), whatever a peer declares. Set before binding: a
+    // listener hands its options to the connections it accepts.
+    let limited = |kind, role, endpoint: &str, max: usize| {
+        SocketSpec::new(kind, role)
+            .hwm(hwm)
+            .max_msg_size(max as i64)
+            .bind(&ctx, endpoint)
     };
     let events = limited(zmq::PULL, "events", &config.events, MAX_ENVELOPE_LEN)?;
     let internal = socket(zmq::PULL, "internal", INTERNAL_ENDPOINT)?;
@@ -278,16 +284,16 @@ fn serve_ingest(
     metrics: &Arc<Metrics>,
 ) -> Result<std::net::SocketAddr, Error> {
     if !tokens.configured() {
-        return Err(Error::Auth(
-            "--http needs --trust DIR holding the senders' tokens (reflex keys gen --token)".into(),
-        ));
+        return Err(crate::error::TrustError::NoTokens.into());
     }
     if tokens.len() == 0 {
         tracing::warn!(
             "--http: no token in the trust directory yet; every request is refused until one is added"
         );
     }
-    let push = sockets::push(ctx, "http ingest", INTERNAL_ENDPOINT, hwm)?;
+    let push = SocketSpec::new(zmq::PUSH, "http ingest")
+        .send_hwm(hwm)
+        .connect(ctx, INTERNAL_ENDPOINT)?;
     let ingest = Ingest {
         tokens: tokens.clone(),
         inject: Inject::new(push),

@@ -15,8 +15,8 @@ use reflex_core::store::MapStore;
 use reflex_rules::Compiled;
 use serde_json::{Value as Json, json};
 
-use crate::host::json::float;
 use crate::metrics::{DropReason, HttpRefusal, Metrics};
+use reflex_core::host::plugin::float_json as float;
 
 /// The page.
 pub const PAGE: &str = include_str!("dashboard.html");

@@ -6,8 +6,8 @@ use reflex_core::Event;
 use reflex_core::value::{MAX_STR_LEN, Value};
 use serde_json::Value as Json;
 
-use crate::host::json::json_value;
-use crate::host::text::clip;
+use reflex_core::host::plugin::json_value;
+use reflex_core::text::clip;
 
 /// The reserved tag space: the Manager's own events.
 pub const RESERVED_PREFIX: &str = "/reflex/";

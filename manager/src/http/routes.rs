@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use reflex_core::Event;
 use reflex_core::wire::{self, Envelope, MAX_ENVELOPE_LEN};
 
-use crate::host::clock;
 use crate::metrics::{HttpRefusal, Metrics};
+use reflex_core::host::clock;
 
 use super::dashboard::{Board, PAGE};
 use super::ingest::{self, IngestError};

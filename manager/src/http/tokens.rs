@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use crate::host::keyfiles::TOKEN_EXT;
+/// The extension of a token file.
+pub const TOKEN_EXT: &str = "token";
 
 /// The name of the token that authorizes `POST /reload`.
 pub const ADMIN: &str = "admin";
@@ -143,7 +144,24 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-    use crate::host::keyfiles::generate_token;
+
+    /// Writes a token file of mode 0600 for `name`, as `reflex keys gen --token` does.
+    fn generate_token(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{name}.{TOKEN_EXT}"));
+        let token: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 7 + usize::from(name.as_bytes()[0])) % 256))
+            .collect();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        writeln!(file, "{token}")?;
+        Ok(path)
+    }
 
     #[test]
     fn tokens_name_their_holders_and_loose_files_are_refused() {

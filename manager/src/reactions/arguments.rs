@@ -7,10 +7,9 @@
 //! and then read like the command line reads values: integer, float, `true`/`false`, else a
 //! string.
 
+use reflex_core::host::plugin::{PluginInput, float_json, value_json};
 use reflex_core::program::{Context, Program, Reaction, Segment, Span};
-use serde_json::{Map, Value as Json};
-
-use crate::host::json::{float, value_json};
+use serde_json::Value as Json;
 
 /// Renders a template as text, without a length limit.
 pub fn text(program: &Program<'_>, template: Span, ctx: &Context<'_>) -> String {
@@ -31,7 +30,7 @@ pub fn typed(program: &Program<'_>, template: Span, ctx: &Context<'_>) -> Json {
             .get(program.str(*name))
             .map(value_json)
             .unwrap_or(Json::Null),
-        [Segment::Register] => float(ctx.register),
+        [Segment::Register] => float_json(ctx.register),
         [Segment::Time] => Json::from(ctx.event.time),
         [Segment::Source | Segment::Tag | Segment::RuleName] => {
             Json::String(text(program, template, ctx))
@@ -48,7 +47,7 @@ pub fn parse_text(text: &str) -> Json {
     }
     if let Ok(f) = text.parse::<f64>() {
         if f.is_finite() {
-            return float(f);
+            return float_json(f);
         }
     }
     match text {
@@ -127,65 +126,33 @@ impl Args {
 
     /// The map argument `prefix` as a JSON object, or `None` when no argument is under it.
     pub fn map_json(&self, prefix: &str) -> Option<Json> {
-        let mut root = Map::new();
-        let mut any = false;
-        for (name, a) in self.under(prefix) {
-            insert(&mut root, name, a.item, a.value.clone());
-            any = true;
-        }
-        any.then_some(Json::Object(root))
+        let mut under = self.under(prefix).peekable();
+        under.peek()?;
+        Some(nest(under))
     }
 
     /// Every argument as one JSON object: dotted names nest, list items make arrays.
+    #[cfg(test)]
     pub fn to_json(&self) -> Json {
-        let mut root = Map::new();
-        for a in &self.items {
-            insert(&mut root, &a.name, a.item, a.value.clone());
-        }
-        Json::Object(root)
+        nest(self.items.iter().map(|a| (a.name.as_str(), a)))
     }
 }
 
-/// Puts `value` at the dotted `name` inside `root`, making maps on the way; a list item is
-/// appended to the array there.
-fn insert(root: &mut Map<String, Json>, name: &str, item: bool, value: Json) {
-    let (path, leaf) = match name.rsplit_once('.') {
-        Some((path, leaf)) => (Some(path), leaf),
-        None => (None, name),
-    };
-    let mut map = root;
-    for part in path.into_iter().flat_map(|p| p.split('.')) {
-        let slot = map
-            .entry(part.to_string())
-            .or_insert_with(|| Json::Object(Map::new()));
-        if !slot.is_object() {
-            *slot = Json::Object(Map::new());
-        }
-        let Json::Object(inner) = slot else {
-            return;
-        };
-        map = inner;
+/// Arguments as one JSON object, nested as a plugin reads its `args`.
+fn nest<'a>(items: impl Iterator<Item = (&'a str, &'a ArgValue)>) -> Json {
+    let mut input = PluginInput::new();
+    for (name, a) in items {
+        input.arg(name, a.item, a.value.clone());
     }
-    if item {
-        let slot = map
-            .entry(leaf.to_string())
-            .or_insert_with(|| Json::Array(Vec::new()));
-        if !slot.is_array() {
-            *slot = Json::Array(Vec::new());
-        }
-        if let Json::Array(list) = slot {
-            list.push(value);
-        }
-    } else {
-        map.insert(leaf.to_string(), value);
-    }
+    Json::Object(input.args().clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::json::{event_json, json_value};
     use reflex_core::Event;
+    use reflex_core::host::plugin::event_json;
+    use reflex_core::host::plugin::json_value;
     use reflex_core::value::Value;
 
     #[test]

@@ -5,9 +5,9 @@
 //! [`reflex_core::event::MAX_HOPS`] hops it is refused and counted as a `loop`.
 
 use reflex_core::Event;
+use reflex_core::host::plugin::json_value;
 
 use super::{Builtin, Handler, Job, Outcome};
-use crate::host::json::json_value;
 
 /// The registration of `reactions.eventer.fire_event`.
 pub const BUILTIN: Builtin = Builtin {
@@ -27,7 +27,7 @@ impl Handler for FireEvent {
             Ok(e) => e,
             Err(err) => return Outcome::failed(-1, format!("tag `{tag}`: {err}")),
         };
-        e.time = crate::host::clock::now_ms();
+        e.time = reflex_core::host::clock::now_ms();
         e.seq = job.event.seq;
         e.hops = job.event.hops.saturating_add(1);
         for (name, arg) in job.args.under("data") {

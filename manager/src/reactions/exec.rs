@@ -5,12 +5,12 @@
 //! then), `cwd` (optional working directory). Stdout then stderr, at most 64 KiB, are the
 //! output; the exit status is the code (`128 + N` when killed by signal `N`, 124 on timeout,
 //! 127 when the program is not found, 126 when it cannot be started). See
-//! [`reflex_agent::exec`], which runs it.
+//! [`reflex_core::host::exec`], which runs it.
 
 use std::path::Path;
 use std::time::Duration;
 
-use reflex_agent::exec;
+use reflex_core::host::exec;
 
 use super::{Builtin, Handler, Job, Outcome};
 

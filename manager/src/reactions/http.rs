@@ -9,10 +9,10 @@
 use std::io::Read;
 use std::time::Duration;
 
-use reflex_agent::exec::{CODE_TIMED_OUT, MAX_CAPTURE};
+use reflex_core::host::exec::{CODE_TIMED_OUT, MAX_CAPTURE};
 
 use super::{Builtin, Handler, Job, Outcome};
-use crate::host::json::{event_json, value_json};
+use reflex_core::host::plugin::{event_json, value_json};
 
 /// The registration of `reactions.http.post`.
 pub const BUILTIN: Builtin = Builtin {

@@ -18,7 +18,7 @@ use reflex_core::value::Value;
 use reflex_rules::Catalog;
 
 use crate::Error;
-use crate::host::text::clip;
+use reflex_core::text::clip;
 
 pub mod arguments;
 mod eventer;
@@ -182,7 +182,7 @@ pub fn report_event(
 ) -> Result<Event, reflex_core::Error> {
     use reflex_core::value::MAX_STR_LEN;
     let mut e = Event::new(&report_tag(key), &cause.source)?;
-    e.time = crate::host::clock::now_ms();
+    e.time = reflex_core::host::clock::now_ms();
     e.seq = cause.seq;
     e.hops = cause.hops.saturating_add(1);
     e.push("rule", Value::str(clip(rule, MAX_STR_LEN))?)?;

@@ -11,8 +11,9 @@ use reflex_core::wire::{self, Envelope, MAX_ENVELOPE_LEN};
 use reflex_core::{Event, event::MAX_HOPS};
 
 use crate::Error;
-use crate::host::{sockets, text::clip};
 use crate::metrics::{DropReason, Metrics};
+use reflex_core::host::socket::SocketSpec;
+use reflex_core::text::clip;
 
 use super::{Job, Outcome, Table, report_event};
 
@@ -37,12 +38,9 @@ impl Pool {
         let (tx, rx) = crossbeam_channel::bounded::<Job>(queue.max(1));
         let mut handles = Vec::new();
         for n in 0..workers.max(1) {
-            let push = sockets::push(
-                ctx,
-                "worker",
-                endpoint,
-                queue.try_into().unwrap_or(i32::MAX),
-            )?;
+            let push = SocketSpec::new(zmq::PUSH, "worker")
+                .send_hwm(queue.try_into().unwrap_or(i32::MAX))
+                .connect(ctx, endpoint)?;
             let worker = Worker {
                 rx: rx.clone(),
                 table: table.clone(),
@@ -76,7 +74,7 @@ impl Pool {
     pub fn stop(mut self, grace: std::time::Duration) {
         self.tx = None;
         while self.rx.try_recv().is_ok() {}
-        reflex_agent::exec::kill_all();
+        reflex_core::host::exec::kill_all();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline && self.workers.iter().any(|w| !w.is_finished()) {
             std::thread::sleep(std::time::Duration::from_millis(10));

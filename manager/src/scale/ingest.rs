@@ -21,9 +21,10 @@ use reflex_core::event::MAX_HOPS;
 use reflex_core::wire::{self, Body, MAX_ENVELOPE_LEN};
 
 use crate::Error;
-use crate::host::{clock, sockets};
 use crate::metrics::DropReason;
 use crate::trust::Trust;
+use reflex_core::host::clock;
+use reflex_core::host::socket::SocketSpec;
 
 use super::batch::{Batch, MAX_BATCH};
 use super::bridge::Bridge;
@@ -113,7 +114,9 @@ pub fn run(config: &IngestConfig, shutdown: &AtomicBool) -> Result<(), Error> {
 
     let ctx = zmq::Context::new();
     let hwm = i32::try_from(config.queue.max(1)).unwrap_or(i32::MAX);
-    let events = sockets::bind(&ctx, zmq::PULL, "events", &config.events, hwm)?;
+    let events = SocketSpec::new(zmq::PULL, "events")
+        .hwm(hwm)
+        .bind(&ctx, &config.events)?;
     tracing::info!(
         events = %config.events,
         nats = %config.url,
@@ -156,7 +159,13 @@ pub fn run(config: &IngestConfig, shutdown: &AtomicBool) -> Result<(), Error> {
             match zmq::poll(&mut items, wait.as_millis() as i64) {
                 Ok(_) => items[0].is_readable(),
                 Err(zmq::Error::EINTR) => false,
-                Err(e) => return Err(Error::socket("poll", "events", e)),
+                Err(source) => {
+                    return Err(Error::Transfer {
+                        what: "poll",
+                        socket: "events",
+                        source,
+                    });
+                }
             }
         };
         if readable {

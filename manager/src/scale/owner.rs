@@ -31,8 +31,8 @@ use reflex_rules::Compiled;
 
 use crate::Error;
 use crate::daemon::{Config, Fired, Step, fan_out};
-use crate::host::clock;
 use crate::trust::Security;
+use reflex_core::host::clock;
 
 use super::ScaleError;
 use super::batch::Batch;

@@ -34,7 +34,7 @@ impl StateDir {
             .open(&lock_path)
             .map_err(|e| Error::io(format!("open {}", lock_path.display()), e))?;
         {
-            if !try_lock(&lock) {
+            if !reflex_core::host::sys::try_lock(&lock) {
                 let e = io::Error::last_os_error();
                 let what = format!(
                     "lock state directory {} (is another Manager using it? see {})",
@@ -79,7 +79,7 @@ pub fn read_pid(dir: &Path) -> Result<u32, Error> {
     })?;
     let lock_path = dir.join(LOCK_FILE);
     let held = match File::open(&lock_path) {
-        Ok(f) => !try_lock(&f),
+        Ok(f) => !reflex_core::host::sys::try_lock(&f),
         Err(_) => false,
     };
     if !held {
@@ -92,13 +92,6 @@ pub fn read_pid(dir: &Path) -> Result<u32, Error> {
         ));
     }
     Ok(pid)
-}
-
-/// Takes the exclusive lock of `f` without waiting; `false` when another holds it.
-pub(super) fn try_lock(f: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock(2) on a descriptor the caller owns; no memory is involved.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
