@@ -67,6 +67,8 @@ fn metrics_answer_while_idle_and_slow_clients_hold_connections() {
         m.metric(r#"reflex_http_refused_total{reason="deadline"}"#)
             .is_some_and(|n| n >= 101.0)
     });
+    // Cutting them occupied no worker: /metrics answers at once.
+    assert!(scrape(&m.metrics).is_some());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     slow.join().unwrap();
     drop(idle);

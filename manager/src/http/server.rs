@@ -125,7 +125,7 @@ fn work(queue: &Receiver<Job>, handler: &Handler, counters: &HttpCounters, limit
         if drain {
             // Read what the client still sends (a body refused unread), briefly, so that
             // closing does not reset the connection before it reads the answer.
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
             let mut sink = [0u8; 4096];
             let mut left = 256 * 1024usize;
             while left > 0 {
@@ -194,8 +194,12 @@ fn read_loop(listener: &TcpListener, jobs: &Sender<Job>, counters: &HttpCounters
             }
         }
         let now = Instant::now();
+        let mut finished = vec![false; conns.len()];
+        for (i, _) in &done {
+            finished[*i] = true;
+        }
         for (i, conn) in conns.iter().enumerate() {
-            if now >= conn.opened + limits.deadline && !done.iter().any(|(j, _)| *j == i) {
+            if now >= conn.opened + limits.deadline && !finished[i] {
                 counters.refused(HttpRefusal::Deadline);
                 let response = Response::error(408, "request not received in time");
                 done.push((i, Outcome::Refuse(response)));
@@ -206,8 +210,17 @@ fn read_loop(listener: &TcpListener, jobs: &Sender<Job>, counters: &HttpCounters
             let stream = conns.swap_remove(i).stream;
             match outcome {
                 Outcome::Answer(request) => hand_over(jobs, Job::Answer(stream, request), counters),
-                Outcome::Refuse(response) => {
+                // A request refused while its client may still be sending is drained by a
+                // worker before closing (so the answer is not lost to a reset); clients cut
+                // at their deadline get theirs written here without blocking, so that slow
+                // clients never occupy a worker.
+                Outcome::Refuse(response) if response.status != 408 => {
                     hand_over(jobs, Job::Refuse(stream, response), counters)
+                }
+                Outcome::Refuse(response) => {
+                    let mut stream = stream;
+                    let _ = stream.write(&response.to_bytes());
+                    let _ = stream.shutdown(Shutdown::Write);
                 }
                 Outcome::Close => drop(stream),
             }
