@@ -131,5 +131,11 @@ fn the_dashboard_shows_a_firing_in_chromium_without_console_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
     let png = std::fs::read(&shot).expect("the screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG at {}", shot.display());
+    assert!(
+        png.starts_with(b"\x89PNG"),
+        "a PNG at {} ({} bytes); chromium said: {}",
+        shot.display(),
+        png.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
