@@ -197,6 +197,13 @@ fn reaction_loops_stop_at_the_hop_limit_and_are_counted() {
         Some(fired),
         "the loop goes on"
     );
+    // The log names the loop's rule and the tag it fires.
+    let stopped = "reaction loop stopped at the hop limit";
+    wait_until("the loop's log line", || m.log_text().contains(stopped));
+    let log = m.log_text();
+    let line = log.lines().find(|l| l.contains(stopped)).unwrap();
+    assert!(line.contains("rule=n"), "{line}");
+    assert!(line.contains("tag=/loop/a"), "{line}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod man;
 pub mod manager;
 pub mod publisher;
 pub mod reload;
+pub mod replay;
 pub mod send;
 pub mod test;
 pub mod watch;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Run rule test files against a rulebook on a virtual clock: exit 0, or 1 with a
     /// `file:line:col: expected ..., got ...` line per failed expectation.
     Test(test::TestArgs),
+    /// Run a `reflex watch --json` recording through a rulebook on a virtual clock and print
+    /// what would fire: rule, group and rendered reaction arguments.
+    Replay(replay::ReplayArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
     Completions(completions::CompletionsArgs),
     /// Print the manual page reflex(1), or write one page per command into a directory.
@@ -81,6 +85,7 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "nats")]
         Command::Ingest(args) => ingest::main(&args),
         Command::Test(args) => test::main(&args),
+        Command::Replay(args) => replay::main(&args),
         Command::Completions(args) => completions::main(&args),
         Command::Man(args) => man::main(&args),
     }

@@ -10,9 +10,14 @@
 //! 12:01:01.200  EXPIRED reactions.actor.run  web-2  id=18 rule=load_avg sent=true
 //! 12:00:02.000  DROP loop  manager  count=3
 //! ```
+//!
+//! With `--json`, one JSON object per line instead ([`json_line`]): the event as it travels
+//! (`tag`, `source`, `time`, `seq`, `hops`, `data`) and its `kind`; `reflex replay` reads
+//! such a recording back.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use reflex_core::host::socket::{self, SocketError, SocketSpec};
 use reflex_core::tag::glob_match;
@@ -106,11 +111,60 @@ pub fn format_event(e: &Event) -> String {
         .to_string()
 }
 
+/// What a line of the watch stream shows: `event`, or the Manager's own `reaction`,
+/// `result`, `expired` and `drop` reports.
+pub fn kind(e: &Event) -> &'static str {
+    let tag = e.tag.as_str();
+    [
+        ("/reflex/reaction/", "reaction"),
+        ("/reflex/result/", "result"),
+        ("/reflex/expired/", "expired"),
+        ("/reflex/drop/", "drop"),
+    ]
+    .iter()
+    .find(|(prefix, _)| tag.starts_with(prefix))
+    .map_or("event", |(_, k)| k)
+}
+
+/// One JSON line for an event of the watch stream:
+/// `{"kind", "tag", "source", "time", "seq", "hops", "data": {...}}`.
+pub fn json_line(e: &Event) -> String {
+    let mut j = reflex_core::host::plugin::event_json(e);
+    if let Some(map) = j.as_object_mut() {
+        map.insert("kind".into(), kind(e).into());
+    }
+    j.to_string()
+}
+
+/// How `reflex watch` shows what it receives.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// One JSON object per line ([`json_line`]) instead of text ([`format_event`]).
+    pub json: bool,
+    /// Say once on stderr that it is waiting when, a second after starting, nothing has
+    /// arrived and the connection is not up.
+    pub announce_waiting: bool,
+}
+
+/// How long `reflex watch` waits for a connection before it says it is waiting.
+const WAITING_AFTER: Duration = Duration::from_secs(1);
+
 /// Subscribes to the watch socket at `from` and writes one line per event whose tag matches
 /// `glob` (all when `None`) to `out`, flushing each, until `stop` is set or `out` is closed.
 pub fn watch(
     from: &str,
     glob: Option<&str>,
+    out: &mut impl Write,
+    stop: &AtomicBool,
+) -> Result<(), Error> {
+    watch_with(from, glob, Options::default(), out, stop)
+}
+
+/// [`watch`], showing lines as `options` say.
+pub fn watch_with(
+    from: &str,
+    glob: Option<&str>,
+    options: Options,
     out: &mut impl Write,
     stop: &AtomicBool,
 ) -> Result<(), Error> {
@@ -127,10 +181,26 @@ pub fn watch(
             option: "SUBSCRIBE",
             source,
         })?;
+    // The socket's monitor says when a connection is up.
+    let monitor = options
+        .announce_waiting
+        .then(|| connection_monitor(&ctx, &sub))
+        .flatten();
     socket::connect(&sub, from)?;
+    let started = Instant::now();
+    let mut waiting = monitor.is_some();
     let mut tag = vec![0u8; 256];
     let mut buf = vec![0u8; MAX_ENVELOPE_LEN + 1];
     while !stop.load(Relaxed) {
+        if waiting {
+            let monitor = monitor.as_ref().expect("a monitor while waiting");
+            if monitor.recv_bytes(zmq::DONTWAIT).is_ok() {
+                waiting = false;
+            } else if started.elapsed() >= WAITING_AFTER {
+                eprintln!("reflex watch: waiting for a Manager at {from}");
+                waiting = false;
+            }
+        }
         let mut items = [sub.as_poll_item(zmq::POLLIN)];
         match zmq::poll(&mut items, 200) {
             Ok(0) => continue,
@@ -176,15 +246,33 @@ pub fn watch(
             if glob.is_some_and(|g| !glob_match(g, &e.tag)) {
                 continue;
             }
-            if writeln!(out, "{}", format_event(&e))
-                .and_then(|_| out.flush())
-                .is_err()
-            {
+            waiting = false;
+            let line = if options.json {
+                json_line(&e)
+            } else {
+                format_event(&e)
+            };
+            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
                 return Ok(());
             }
         }
     }
     Ok(())
+}
+
+/// A PAIR socket that receives a message when `sub` connects, or `None` when the monitor
+/// cannot be set up (then nothing is announced).
+fn connection_monitor(ctx: &zmq::Context, sub: &zmq::Socket) -> Option<zmq::Socket> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let endpoint = format!(
+        "inproc://watch-monitor-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    sub.monitor(&endpoint, zmq::SocketEvent::CONNECTED as i32)
+        .ok()?;
+    let pair = ctx.socket(zmq::PAIR).ok()?;
+    pair.connect(&endpoint).ok()?;
+    Some(pair)
 }
 
 #[cfg(test)]
@@ -257,6 +345,21 @@ mod tests {
         assert!(format_event(&d).ends_with("  DROP loop  manager  count=3"));
         assert!(format_event(&Event::new("/x", "h").unwrap()).ends_with("  /x  h"));
     }
+
+    #[test]
+    fn json_lines_carry_kind_and_hops() {
+        let mut e = Event::new("/reflex/reaction/exec/run", "web-1").unwrap();
+        e.hops = 2;
+        e.time = 1_000;
+        e.push("rule", Value::str("load_avg").unwrap()).unwrap();
+        e.push("ok", Value::Bool(true)).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&json_line(&e)).unwrap();
+        assert_eq!(j["kind"], "reaction");
+        assert_eq!(j["hops"], 2);
+        assert_eq!(j["time"], 1_000);
+        assert_eq!(j["data"]["rule"], "load_avg");
+        assert_eq!(kind(&Event::new("/client/x", "h").unwrap()), "event");
+    }
 }
 
 /// Arguments of `reflex watch`.
@@ -269,13 +372,21 @@ pub struct WatchArgs {
     /// The Manager's watch socket.
     #[arg(long, value_name = "ENDPOINT", default_value = crate::daemon::DEFAULT_WATCH)]
     pub from: String,
+    /// One JSON object per line (`kind`, `tag`, `source`, `time`, `seq`, `hops`, `data`),
+    /// the recording `reflex replay` reads.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `reflex watch` until interrupted.
 pub fn main(args: &WatchArgs) -> std::process::ExitCode {
     let stop = super::stop_on_signals();
     let mut out = std::io::stdout().lock();
-    match watch(&args.from, args.tag.as_deref(), &mut out, &stop) {
+    let options = Options {
+        json: args.json,
+        announce_waiting: true,
+    };
+    match watch_with(&args.from, args.tag.as_deref(), options, &mut out, &stop) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("reflex watch: {e}");

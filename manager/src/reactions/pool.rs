@@ -119,7 +119,17 @@ impl Worker {
                 );
             }
             if let Some(e) = &outcome.emit {
-                self.inject(e, &mut buf);
+                if e.hops > MAX_HOPS {
+                    // A loop through the rules: stopped here, named by its rule and its tags.
+                    self.metrics.dropped(DropReason::Loop, 1);
+                    tracing::warn!(
+                        rule = %job.rule, tag = %e.tag, cause = %job.event.tag,
+                        reaction = key, hops = e.hops,
+                        "reaction loop stopped at the hop limit; event not fired"
+                    );
+                } else {
+                    self.inject(e, &mut buf);
+                }
             }
             match report_event(
                 key,

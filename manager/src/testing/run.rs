@@ -15,8 +15,8 @@ use reflex_rules::Compiled;
 use super::file::{Case, Expected, Step};
 use crate::reactions::arguments::Args;
 
-/// Register slots one case may use.
-const CASE_SLOTS: usize = 100_000;
+/// Register slots one case (or one replay) may use.
+pub const CASE_SLOTS: usize = 100_000;
 
 /// What a run found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +32,39 @@ pub struct Tally {
 }
 
 /// One firing as the engine reported it, rendered.
-struct Got {
-    rule: String,
-    group: String,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Got {
+    /// The rule's name.
+    pub rule: String,
+    /// Its group (empty for `group_by: none`).
+    pub group: String,
     /// Reaction key, then its rendered arguments.
-    reactions: Vec<(String, Args)>,
+    pub reactions: Vec<(String, Args)>,
+}
+
+/// Evaluates `event` at its own time with the real engine and renders every firing's
+/// reactions, as the Manager would hand them out.
+pub fn evaluate(program: &Program<'_>, store: &mut MapStore, event: &Event) -> Vec<Got> {
+    let mut got = Vec::new();
+    engine::evaluate(program, store, event, event.time, |f| {
+        let rule = &program.rules[f.rule as usize];
+        let ctx = f.context(event);
+        got.push(Got {
+            rule: program.str(rule.name).to_string(),
+            group: f.group.to_string(),
+            reactions: program
+                .reactions_of(rule)
+                .iter()
+                .map(|r| {
+                    (
+                        program.str(r.key).to_string(),
+                        Args::render(program, r, &ctx),
+                    )
+                })
+                .collect(),
+        });
+    });
+    got
 }
 
 /// Runs `cases` of `file` against `compiled`; failures go to `out` as
@@ -63,25 +91,7 @@ pub fn run(
         for step in &case.events {
             tally.events += 1;
             let before = explain.then(|| matched_state(&program, &store, &step.event));
-            let mut got = Vec::new();
-            engine::evaluate(&program, &mut store, &step.event, step.event.time, |f| {
-                let rule = &program.rules[f.rule as usize];
-                let ctx = f.context(&step.event);
-                got.push(Got {
-                    rule: program.str(rule.name).to_string(),
-                    group: f.group.to_string(),
-                    reactions: program
-                        .reactions_of(rule)
-                        .iter()
-                        .map(|r| {
-                            (
-                                program.str(r.key).to_string(),
-                                Args::render(&program, r, &ctx),
-                            )
-                        })
-                        .collect(),
-                });
-            });
+            let got = evaluate(&program, &mut store, &step.event);
             if let Some(before) = before {
                 explain_step(&program, &store, step, &before, &got, file, out);
             }
