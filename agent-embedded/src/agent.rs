@@ -638,7 +638,9 @@ fn template_state(program: &Program<'_>, template: Span, ctx: &Context<'_>) -> R
     let segments = program.segments_of(template);
     let single = match segments {
         [Segment::Value] => ctx.value.cloned(),
-        [Segment::Data(name)] => ctx.event.get(program.str(*name)).cloned(),
+        [Segment::Data(name) | Segment::DataOr(name, _)] => {
+            ctx.event.get(program.str(*name)).cloned()
+        }
         [Segment::Register] => Some(Value::Float(ctx.register)),
         _ => None,
     };
@@ -656,13 +658,19 @@ fn template_state(program: &Program<'_>, template: Span, ctx: &Context<'_>) -> R
                 let name = program.rules.get(ctx.rule as usize).map(|r| r.name);
                 push(name.map(|n| program.str(n)).unwrap_or(""))?
             }
-            Segment::Value | Segment::Data(_) => {
+            Segment::Value | Segment::Data(_) | Segment::DataOr(..) => {
                 let value = match *seg {
-                    Segment::Data(name) => ctx.event.get(program.str(name)),
+                    Segment::Data(name) | Segment::DataOr(name, _) => {
+                        ctx.event.get(program.str(name))
+                    }
                     _ => ctx.value,
                 };
                 match value {
-                    None => {}
+                    None => {
+                        if let Segment::DataOr(_, default) = *seg {
+                            push(program.str(default))?
+                        }
+                    }
                     Some(Value::Str(s)) => push(s)?,
                     Some(Value::Bool(b)) => push(if *b { "true" } else { "false" })?,
                     Some(Value::Int(i)) => push(&int_text(*i))?,

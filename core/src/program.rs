@@ -186,6 +186,10 @@ pub enum Segment {
     RuleName,
     /// The event's time in milliseconds (`{{ event.time }}`).
     Time,
+    /// A data field of the event, or the given text when the event lacks it
+    /// (`{{ event.data.NAME | default('TEXT') }}`). An argument holding one is never refused
+    /// for rendering empty.
+    DataOr(StrRef, StrRef),
 }
 
 /// Upper bound on a rule's chain evaluation, whatever a (validated) program says.
@@ -308,6 +312,7 @@ impl<'a> Program<'a> {
             span_ok(t, self.segments.len())
                 && self.segments[t.range()].iter().all(|s| match s {
                     Segment::Lit(r) | Segment::Data(r) => s_ok(*r),
+                    Segment::DataOr(name, default) => s_ok(*name) && s_ok(*default),
                     _ => true,
                 })
         };
@@ -417,6 +422,10 @@ impl<'a> Program<'a> {
                         write!(out, "{v}")?;
                     }
                 }
+                Segment::DataOr(name, default) => match ctx.event.get(self.str(name)) {
+                    Some(v) => write!(out, "{v}")?,
+                    None => out.write_str(self.str(default))?,
+                },
                 Segment::Register => {
                     if ctx.register.is_finite() {
                         write!(out, "{}", ctx.register)?
@@ -444,6 +453,10 @@ impl<'a> Program<'a> {
                 .get(self.str(*name))
                 .cloned()
                 .unwrap_or(Value::Str(Str::new()))),
+            [Segment::DataOr(name, default)] => match ctx.event.get(self.str(*name)) {
+                Some(v) => Ok(v.clone()),
+                None => Value::parse(self.str(*default)),
+            },
             [Segment::Register] if ctx.register.is_finite() => Ok(Value::Float(ctx.register)),
             [Segment::Register] => Ok(Value::Str(Str::new())),
             [Segment::Time] => Ok(Value::Int(ctx.event.time as i64)),

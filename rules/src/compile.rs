@@ -958,14 +958,14 @@ impl<'c> Compiler<'c> {
     }
 
     /// An argument sent to Actors, like an event's data value, is a string of at most
-    /// [`MAX_STR_LEN`] bytes: its literal text alone must fit.
+    /// [`MAX_STR_LEN`] bytes: its literal text alone, defaults included, must fit.
     fn check_wire_text(&mut self, pos: Pos, name: &str, template: Span) {
         let p = self.out.program();
         let len: usize = p
             .segments_of(template)
             .iter()
             .map(|s| match s {
-                Segment::Lit(r) => r.len as usize,
+                Segment::Lit(r) | Segment::DataOr(_, r) => r.len as usize,
                 _ => 0,
             })
             .sum();
@@ -1086,6 +1086,9 @@ impl<'c> Compiler<'c> {
                         Piece::Register => Segment::Register,
                         Piece::RuleName => Segment::RuleName,
                         Piece::Time => Segment::Time,
+                        Piece::DataOr(name, default) => {
+                            Segment::DataOr(self.str(&name), self.str(&default))
+                        }
                     };
                     self.out.segments.push(seg);
                 }

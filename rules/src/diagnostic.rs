@@ -214,6 +214,21 @@ pub enum Error {
         /// Close matches.
         suggestions: Vec<String>,
     },
+    /// A placeholder's `| ...` is not `default('TEXT')`.
+    #[error(
+        "`{{{{ {text} }}}}`: after `|` only `default('TEXT')` may follow (quoted, single or \
+         double quotes)"
+    )]
+    BadPlaceholderFilter {
+        /// The text between the braces.
+        text: String,
+    },
+    /// `default` on a placeholder other than a data field.
+    #[error("`default` applies to `event.data.NAME` only, not to `{name}`")]
+    DefaultOnlyForData {
+        /// The placeholder's name.
+        name: String,
+    },
     /// A `{{` without its `}}`.
     #[error("unclosed `{{{{` in template `{text}`")]
     UnclosedPlaceholder {

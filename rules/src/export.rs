@@ -114,6 +114,11 @@ impl Compiled {
         table(&mut s, "segments", p.segments, |seg| match *seg {
             Segment::Lit(r) => format!("{P}::Segment::Lit({})", str_ref(r)),
             Segment::Data(r) => format!("{P}::Segment::Data({})", str_ref(r)),
+            Segment::DataOr(name, default) => format!(
+                "{P}::Segment::DataOr({}, {})",
+                str_ref(name),
+                str_ref(default)
+            ),
             other => format!("{P}::Segment::{other:?}"),
         });
         s.push_str("};\n");

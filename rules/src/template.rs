@@ -3,7 +3,9 @@
 //!
 //! A plain (unquoted) scalar that is exactly `originating_host`, `tag` or `value` is that
 //! substitution alone. Any other scalar is text in which `{{ placeholder }}` is replaced; see
-//! [`PLACEHOLDERS`]. Spaces inside the braces are optional.
+//! [`PLACEHOLDERS`]. Spaces inside the braces are optional. A data field may name the text
+//! that stands in when the event lacks it: `{{ event.data.NAME | default('TEXT') }}` (single
+//! or double quotes); an argument holding one is never refused for rendering empty.
 
 use reflex_core::value::MAX_NAME_LEN;
 
@@ -39,6 +41,8 @@ pub(crate) enum Piece {
     RuleName,
     /// The event's time in milliseconds.
     Time,
+    /// A data field of the event, or the text that stands in when the event lacks it.
+    DataOr(String, String),
 }
 
 /// Splits a scalar into pieces. `plain` says whether it was written unquoted (only then are
@@ -73,8 +77,38 @@ pub(crate) fn parse(text: &str, plain: bool) -> Result<Vec<Piece>, Error> {
     Ok(pieces)
 }
 
-/// The substitution a placeholder names.
-fn placeholder(name: &str) -> Result<Piece, Error> {
+/// The substitution a placeholder names, with its `| default('TEXT')` when it has one.
+fn placeholder(inside: &str) -> Result<Piece, Error> {
+    let Some((name, filter)) = inside.split_once('|') else {
+        return substitution(inside);
+    };
+    let name = name.trim();
+    let default = default_text(filter.trim()).ok_or_else(|| Error::BadPlaceholderFilter {
+        text: inside.to_string(),
+    })?;
+    match substitution(name)? {
+        Piece::Data(field) => Ok(Piece::DataOr(field, default.to_string())),
+        _ => Err(Error::DefaultOnlyForData {
+            name: name.to_string(),
+        }),
+    }
+}
+
+/// The quoted text of `default('TEXT')` or `default("TEXT")`.
+fn default_text(filter: &str) -> Option<&str> {
+    let inner = filter
+        .strip_prefix("default")?
+        .trim_start()
+        .strip_prefix('(')?
+        .strip_suffix(')')?
+        .trim();
+    let quote = inner.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let text = inner.strip_prefix(quote)?.strip_suffix(quote)?;
+    (!text.contains(quote)).then_some(text)
+}
+
+/// The substitution a placeholder's name stands for.
+fn substitution(name: &str) -> Result<Piece, Error> {
     Ok(match name {
         "event.source" => Piece::Source,
         "event.tag" => Piece::Tag,
@@ -112,9 +146,9 @@ fn placeholder(name: &str) -> Result<Piece, Error> {
     })
 }
 
-/// A field name inside a placeholder: non-empty, no spaces or braces.
+/// A field name inside a placeholder: non-empty, no spaces, braces or `|`.
 fn is_field_name(s: &str) -> bool {
-    !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '{' || c == '}')
+    !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || matches!(c, '{' | '}' | '|'))
 }
 
 #[cfg(test)]
@@ -178,5 +212,43 @@ mod tests {
         ));
         let long = format!("{{{{ event.data.{} }}}}", "x".repeat(MAX_NAME_LEN + 1));
         assert!(matches!(parse(&long, true), Err(Error::TooLong { .. })));
+    }
+
+    #[test]
+    fn data_fields_take_a_default() {
+        assert_eq!(
+            parse("x{{ event.data.name | default('all') }}", false).unwrap(),
+            vec![Lit("x".into()), DataOr("name".into(), "all".into())]
+        );
+        assert_eq!(
+            parse("{{event.data.name|default(\"\")}}", false).unwrap(),
+            vec![DataOr("name".into(), String::new())]
+        );
+        assert_eq!(
+            parse("{{ event.data.n | default( 'a b' ) }}", false).unwrap(),
+            vec![DataOr("n".into(), "a b".into())]
+        );
+        for bad in [
+            "{{ event.data.n | default(all) }}",
+            "{{ event.data.n | default('a) }}",
+            "{{ event.data.n | default('a'b') }}",
+            "{{ event.data.n | upper }}",
+            "{{ event.data.n | }}",
+        ] {
+            assert!(
+                matches!(parse(bad, false), Err(Error::BadPlaceholderFilter { .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse("{{ value | default('0') }}", false)
+                .unwrap_err()
+                .to_string(),
+            "`default` applies to `event.data.NAME` only, not to `value`"
+        );
+        assert!(matches!(
+            parse("{{ event.dta.n | default('0') }}", false),
+            Err(Error::UnknownPlaceholder { .. })
+        ));
     }
 }

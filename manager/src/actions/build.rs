@@ -61,7 +61,8 @@ pub fn target(program: &Program<'_>, reaction: &Reaction, ctx: &Context<'_>) -> 
 
 /// The action `id` of `reaction` to `target`, from `source`, issued at `valid.start` and
 /// expiring at `valid.end` (milliseconds since the Unix epoch); why not when the target or an
-/// argument does not fit an action, or when an argument with a substitution renders empty.
+/// argument does not fit an action, or when an argument with a substitution and no
+/// `default` renders empty.
 pub fn action(
     program: &Program<'_>,
     reaction: &Reaction,
@@ -89,11 +90,10 @@ pub fn action(
             source,
         };
         let value = program.render_value(arg.value, ctx).map_err(argument)?;
-        let substituted = program
-            .segments_of(arg.value)
-            .iter()
-            .any(|s| !matches!(s, Segment::Lit(_)));
-        if substituted && matches!(&value, Value::Str(s) if s.is_empty()) {
+        let segments = program.segments_of(arg.value);
+        let substituted = segments.iter().any(|s| !matches!(s, Segment::Lit(_)));
+        let optional = segments.iter().any(|s| matches!(s, Segment::DataOr(..)));
+        if substituted && !optional && matches!(&value, Value::Str(s) if s.is_empty()) {
             return Err(ActionError::Empty {
                 name: name.to_owned(),
             });
@@ -120,13 +120,20 @@ mod tests {
           - reactions.actor.run:
               target: '{{ event.source }}'
               argv: [systemctl, restart, '{{ event.data.name }}', '']
+          - reactions.actor.run:
+              target: '{{ event.source }}'
+              argv: [restart, '{{ event.data.flags | default("") }}', "{{ event.data.name | default('all') }}"]
 "#;
 
     fn build(e: &Event) -> Result<Action, ActionError> {
+        build_nth(e, 0)
+    }
+
+    fn build_nth(e: &Event, n: usize) -> Result<Action, ActionError> {
         let compiled = compile_str("t.yml", BOOK, &Catalog::builtin()).unwrap();
         let program = compiled.program();
         let rule = &program.rules[0];
-        let reaction = &program.reactions_of(rule)[0];
+        let reaction = &program.reactions_of(rule)[n];
         let ctx = Context {
             event: e,
             rule: 0,
@@ -153,5 +160,22 @@ mod tests {
         // A literally empty argument is sent as written.
         assert_eq!(argv, ["systemctl", "restart", "nginx", ""]);
         assert_eq!(a.hops, 1);
+    }
+
+    #[test]
+    fn an_argument_with_a_default_may_render_empty() {
+        let mut e = Event::new("/client/service/web-1", "web-1").unwrap();
+        e.push("down", Value::Int(1)).unwrap();
+        let argv = |e: &Event| -> Vec<String> {
+            build_nth(e, 1)
+                .unwrap()
+                .args_named("argv")
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(argv(&e), ["restart", "", "all"]);
+        e.push("flags", Value::str("--now").unwrap()).unwrap();
+        e.push("name", Value::str("nginx").unwrap()).unwrap();
+        assert_eq!(argv(&e), ["restart", "--now", "nginx"]);
     }
 }

@@ -30,6 +30,10 @@ pub fn typed(program: &Program<'_>, template: Span, ctx: &Context<'_>) -> Json {
             .get(program.str(*name))
             .map(value_json)
             .unwrap_or(Json::Null),
+        [Segment::DataOr(name, default)] => match ctx.event.get(program.str(*name)) {
+            Some(v) => value_json(v),
+            None => parse_text(program.str(*default)),
+        },
         [Segment::Register] => float_json(ctx.register),
         [Segment::Time] => Json::from(ctx.event.time),
         [Segment::Source | Segment::Tag | Segment::RuleName] => {
