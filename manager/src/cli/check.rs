@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use reflex_rules::{Catalog, Summary, compile_path, default_plugin_dir};
+use reflex_rules::Summary;
 
 use clap::Args;
 
@@ -27,16 +27,11 @@ pub struct CheckArgs {
 
 /// Runs `reflex check`.
 pub fn main(args: &CheckArgs) -> ExitCode {
-    let ok = check(
+    super::status(check(
         args,
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
-    );
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ))
 }
 
 /// Compiles every rulebook of `args`, writing the summary to `out` or the diagnostics to
@@ -45,19 +40,9 @@ pub fn check(args: &CheckArgs, out: &mut impl Write, err: &mut impl Write) -> bo
     let mut total = Summary::default();
     let mut valid = true;
     for path in &args.rulebooks {
-        let dirs = if args.plugins.is_empty() {
-            vec![default_plugin_dir(path)]
-        } else {
-            args.plugins.clone()
-        };
-        match compile_path(path, &Catalog::with_plugins(&dirs)) {
-            Ok(compiled) => total += compiled.summary(),
-            Err(errors) => {
-                valid = false;
-                for d in &errors {
-                    let _ = writeln!(err, "{d}");
-                }
-            }
+        match super::compile(path, &args.plugins, err) {
+            Some(compiled) => total += compiled.summary(),
+            None => valid = false,
         }
     }
     if valid {

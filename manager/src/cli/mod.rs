@@ -91,6 +91,38 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Compiles `rulebook` with the plugin directories `plugins`, or the `plugins/` directory
+/// beside it when none is given; the diagnostics go to `err`, one line each.
+fn compile(
+    rulebook: &std::path::Path,
+    plugins: &[std::path::PathBuf],
+    err: &mut impl std::io::Write,
+) -> Option<reflex_rules::Compiled> {
+    let dirs = if plugins.is_empty() {
+        vec![reflex_rules::default_plugin_dir(rulebook)]
+    } else {
+        plugins.to_vec()
+    };
+    match reflex_rules::compile_path(rulebook, &reflex_rules::Catalog::with_plugins(&dirs)) {
+        Ok(compiled) => Some(compiled),
+        Err(errors) => {
+            for d in &errors {
+                let _ = writeln!(err, "{d}");
+            }
+            None
+        }
+    }
+}
+
+/// Exit status 0 for `true`, 1 for `false`.
+fn status(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// A flag SIGINT, SIGTERM and SIGHUP set, for a subcommand that stops cleanly; a second
 /// signal exits at once (status 1). A handler that cannot be installed is logged.
 fn stop_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {

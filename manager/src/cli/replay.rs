@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use reflex_rules::{Catalog, compile_path, default_plugin_dir};
 
 use crate::testing::replay;
 
@@ -29,34 +28,18 @@ pub struct ReplayArgs {
 
 /// Runs `reflex replay`.
 pub fn main(args: &ReplayArgs) -> ExitCode {
-    let ok = run(
+    super::status(run(
         args,
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
-    );
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ))
 }
 
 /// Replays as `args` say, firings and the summary to `out`, problems to `err`; returns
 /// whether every line was an event and the rulebook compiled.
 pub fn run(args: &ReplayArgs, out: &mut impl Write, err: &mut impl Write) -> bool {
-    let dirs = if args.plugins.is_empty() {
-        vec![default_plugin_dir(&args.rulebook)]
-    } else {
-        args.plugins.clone()
-    };
-    let compiled = match compile_path(&args.rulebook, &Catalog::with_plugins(&dirs)) {
-        Ok(c) => c,
-        Err(errors) => {
-            for d in &errors {
-                let _ = writeln!(err, "{d}");
-            }
-            return false;
-        }
+    let Some(compiled) = super::compile(&args.rulebook, &args.plugins, err) else {
+        return false;
     };
     let name = args.recording.display().to_string();
     let text = match std::fs::read_to_string(&args.recording) {

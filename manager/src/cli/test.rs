@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use reflex_rules::{Catalog, compile_path, default_plugin_dir};
 
 use crate::testing::{file, run};
 
@@ -33,28 +32,13 @@ pub struct TestArgs {
 
 /// Runs `reflex test`.
 pub fn main(args: &TestArgs) -> ExitCode {
-    if test(args, &mut std::io::stdout().lock()) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    super::status(test(args, &mut std::io::stdout().lock()))
 }
 
 /// Runs every test file of `args`, writing results to `out`; returns whether all passed.
 pub fn test(args: &TestArgs, out: &mut impl Write) -> bool {
-    let dirs = if args.plugins.is_empty() {
-        vec![default_plugin_dir(&args.rulebook)]
-    } else {
-        args.plugins.clone()
-    };
-    let compiled = match compile_path(&args.rulebook, &Catalog::with_plugins(&dirs)) {
-        Ok(c) => c,
-        Err(errors) => {
-            for d in &errors {
-                let _ = writeln!(out, "{d}");
-            }
-            return false;
-        }
+    let Some(compiled) = super::compile(&args.rulebook, &args.plugins, out) else {
+        return false;
     };
     let mut ok = true;
     let mut total = run::Tally::default();
