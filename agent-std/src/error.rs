@@ -28,6 +28,17 @@ pub enum Error {
         /// What is wrong, and what to do.
         message: String,
     },
+    /// A line of the replay floors file is not `<issuer> <seq>`.
+    #[error(
+        "{}:{line}: not `<issuer> <seq>`; move the file away to start with no replay floor",
+        path.display()
+    )]
+    FloorLine {
+        /// The floors file.
+        path: PathBuf,
+        /// Its 1-based line.
+        line: usize,
+    },
     /// The configuration parsed but a setting is missing or invalid; names the setting.
     #[error("invalid configuration: {0}")]
     ConfigInvalid(String),

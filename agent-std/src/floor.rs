@@ -52,12 +52,7 @@ impl Floors {
                         .split_once(' ')
                         .and_then(|(issuer, seq)| Some((issuer, seq.trim().parse::<u64>().ok()?)));
                     let Some((issuer, seq)) = parsed else {
-                        return Err(Error::ConfigInvalid(format!(
-                            "{}:{}: not `<issuer> <seq>`; move the file away to start with no \
-                             replay floor",
-                            path.display(),
-                            i + 1
-                        )));
+                        return Err(Error::FloorLine { path, line: i + 1 });
                     };
                     floors.insert(issuer.to_owned(), seq);
                 }

@@ -68,8 +68,13 @@ pub enum Error {
         seconds: f64,
     },
     /// The first Publisher could not start (its publish socket cannot be bound, say).
-    #[error("the publisher did not start: {0}")]
-    PublisherStart(String),
+    #[error("the publisher did not start: {why} (is {publish} in use?)")]
+    PublisherStart {
+        /// Why.
+        why: crate::actions::publisher::StartError,
+        /// The publish endpoint.
+        publish: String,
+    },
     /// `reflex demo` could not set up or keep its processes running.
     #[error("{0}")]
     Demo(String),

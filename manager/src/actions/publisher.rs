@@ -37,7 +37,39 @@ pub const FEED_HWM: i32 = 10_000;
 /// (`<id>\0`); a longer one disconnects it.
 pub const MAX_SUBSCRIPTION_FRAME: i64 = 2 + wire::MAX_TARGET_LEN as i64;
 /// Whether the first Publisher bound its socket, or why not (see [`supervise`]).
-pub type FirstStart = Receiver<Result<(), String>>;
+pub type FirstStart = Receiver<Result<(), StartError>>;
+
+/// Why the first Publisher did not bind its publish socket.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// It exited before saying it was bound.
+    #[error("it exited ({status}) before binding {publish}")]
+    Exited {
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// The publish endpoint.
+        publish: String,
+    },
+    /// It could not be waited for.
+    #[error("it was lost before binding {publish}: {source}")]
+    Lost {
+        /// The publish endpoint.
+        publish: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its executable could not be run.
+    #[error("cannot run {}: {source}", exe.display())]
+    Spawn {
+        /// The executable.
+        exe: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The supervisor thread ended before it could say.
+    #[error("its supervisor stopped")]
+    SupervisorGone,
+}
 /// The line a Publisher started by a Manager writes on its standard output once its publish
 /// socket is bound.
 pub const BOUND: &str = "bound";
@@ -175,8 +207,14 @@ pub fn supervise(
                         if let Some(tx) = first.take() {
                             if !bound {
                                 let why = match child.wait() {
-                                    Ok(s) => format!("it exited ({s}) before binding {publish}"),
-                                    Err(e) => format!("it was lost before binding {publish}: {e}"),
+                                    Ok(status) => StartError::Exited {
+                                        status,
+                                        publish: publish.clone(),
+                                    },
+                                    Err(source) => StartError::Lost {
+                                        publish: publish.clone(),
+                                        source,
+                                    },
                                 };
                                 let _ = tx.send(Err(why));
                                 return;
@@ -207,7 +245,10 @@ pub fn supervise(
                     Err(e) => {
                         tracing::error!(error = %e, exe = %exe.display(), "cannot start the publisher");
                         if let Some(tx) = first.take() {
-                            let _ = tx.send(Err(format!("cannot run {}: {e}", exe.display())));
+                            let _ = tx.send(Err(StartError::Spawn {
+                                exe: exe.clone(),
+                                source: e,
+                            }));
                             return;
                         }
                     }

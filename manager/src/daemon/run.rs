@@ -173,7 +173,7 @@ pub fn run(
             // A Manager whose actions cannot be published must not look ready.
             let started = first
                 .recv()
-                .unwrap_or_else(|_| Err("its supervisor stopped".into()));
+                .unwrap_or(Err(crate::actions::publisher::StartError::SupervisorGone));
             if let Err(why) = started {
                 shutdown.store(true, Relaxed);
                 let _ = handle.join();
@@ -184,10 +184,10 @@ pub fn run(
                 if let Some(path) = feed_endpoint.strip_prefix("ipc://") {
                     let _ = std::fs::remove_file(path);
                 }
-                return Err(Error::PublisherStart(format!(
-                    "{why} (is {} in use?)",
-                    config.publish
-                )));
+                return Err(Error::PublisherStart {
+                    why,
+                    publish: config.publish.clone(),
+                });
             }
             Some(handle)
         }

@@ -25,32 +25,64 @@ pub struct Tally {
     pub refused: usize,
 }
 
+/// Why a line of a recording is not an event.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// Not JSON at all.
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// A key the event needs is missing or not a string.
+    #[error("no `{0}` string")]
+    NoText(&'static str),
+    /// A number is not a whole non-negative number.
+    #[error("`{0}` is not a whole number")]
+    NotWhole(&'static str),
+    /// `hops` does not fit.
+    #[error("`hops` out of range")]
+    Hops,
+    /// `data` is not an object.
+    #[error("`data` is not an object")]
+    DataNotObject,
+    /// The tag or source does not fit an event.
+    #[error("{0}")]
+    Event(reflex_core::Error),
+    /// A data field's value is not one an event holds, or does not fit.
+    #[error("data.{name}: {why}")]
+    Field {
+        /// The field.
+        name: String,
+        /// Why.
+        why: String,
+    },
+}
+
 /// Reads one line of a `reflex watch --json` recording back into its event.
-pub fn parse_line(line: &str) -> Result<Event, String> {
-    let j: Json = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let text = |key: &str| {
+pub fn parse_line(line: &str) -> Result<Event, LineError> {
+    let j: Json = serde_json::from_str(line).map_err(LineError::NotJson)?;
+    let text = |key: &'static str| {
         j.get(key)
             .and_then(Json::as_str)
-            .ok_or_else(|| format!("no `{key}` string"))
+            .ok_or(LineError::NoText(key))
     };
-    let number = |key: &str| -> Result<u64, String> {
+    let number = |key: &'static str| -> Result<u64, LineError> {
         match j.get(key) {
             None => Ok(0),
-            Some(v) => v
-                .as_u64()
-                .ok_or_else(|| format!("`{key}` is not a whole number")),
+            Some(v) => v.as_u64().ok_or(LineError::NotWhole(key)),
         }
     };
-    let mut e = Event::new(text("tag")?, text("source")?).map_err(|e| e.to_string())?;
+    let mut e = Event::new(text("tag")?, text("source")?).map_err(LineError::Event)?;
     e.time = number("time")?;
     e.seq = number("seq")?;
-    e.hops = u8::try_from(number("hops")?).map_err(|_| "`hops` out of range".to_string())?;
+    e.hops = u8::try_from(number("hops")?).map_err(|_| LineError::Hops)?;
     if let Some(data) = j.get("data") {
-        let data = data.as_object().ok_or("`data` is not an object")?;
+        let data = data.as_object().ok_or(LineError::DataNotObject)?;
         for (name, v) in data {
-            let value: Value = json_value(v).map_err(|why| format!("data.{name}: {why}"))?;
-            e.push(name, value)
-                .map_err(|err| format!("data.{name}: {err}"))?;
+            let field = |why: String| LineError::Field {
+                name: name.clone(),
+                why,
+            };
+            let value: Value = json_value(v).map_err(|why| field(why.to_string()))?;
+            e.push(name, value).map_err(|err| field(err.to_string()))?;
         }
     }
     Ok(e)
@@ -142,19 +174,26 @@ mod tests {
 
     #[test]
     fn bad_lines_say_why() {
-        assert!(parse_line("{").unwrap_err().starts_with("not JSON"));
+        assert!(
+            parse_line("{")
+                .unwrap_err()
+                .to_string()
+                .starts_with("not JSON")
+        );
         assert_eq!(
-            parse_line(r#"{"source":"h"}"#).unwrap_err(),
+            parse_line(r#"{"source":"h"}"#).unwrap_err().to_string(),
             "no `tag` string"
         );
         assert!(
             parse_line(r#"{"tag":"/a","source":"h","hops":300}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("hops")
         );
         assert!(
             parse_line(r#"{"tag":"/a","source":"h","data":{"x":[1]}}"#)
                 .unwrap_err()
+                .to_string()
                 .starts_with("data.x")
         );
     }
