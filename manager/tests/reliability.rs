@@ -1,6 +1,7 @@
 //! Reliability across crashes and changes, with the real binaries: a Manager killed with
 //! SIGKILL and restarted on the same `--state` keeps its registers; rulebook reloads (bad and
-//! good); an Actor killed and restarted gets the actions sent while it was down, once.
+//! good); an Actor killed and restarted gets the actions sent while it was down, once; an
+//! action unanswered when the Manager is killed is sent by the next run, or reported expired.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,6 +32,8 @@ struct Node {
     metrics: String,
     /// Log files of each start, in order.
     logs: Vec<PathBuf>,
+    /// More arguments of every start.
+    extra: Vec<String>,
 }
 
 impl Node {
@@ -45,6 +48,7 @@ impl Node {
             watch: format!("tcp://127.0.0.1:{}", free_port()),
             metrics: format!("127.0.0.1:{}", free_port()),
             logs: Vec::new(),
+            extra: Vec::new(),
             proc: None,
             dir,
         };
@@ -71,6 +75,7 @@ impl Node {
         cmd.args(["--events", &self.events, "--publish", &self.publish]);
         cmd.args(["--watch", &self.watch, "--metrics", &self.metrics]);
         cmd.args(["--workers", "2"]);
+        cmd.args(&self.extra);
         cmd.arg("--feed")
             .arg(format!("ipc://{}/feed.ipc", self.path().display()));
         if has_insecure({
@@ -406,9 +411,9 @@ const REMOTE: &str = r#"
               argv: ['{dir}/append.sh', '{{ value }}']
 "#;
 
-#[test]
-fn an_actor_restarted_gets_what_was_sent_while_it_was_down_once() {
-    let mut node = Node::new("actor", REMOTE);
+/// Writes `append.sh` and the configuration of Actor `worker-1`, allowed to run it; returns
+/// the configuration's path.
+fn worker_config(node: &Node) -> PathBuf {
     let script = node.dir.executable(
         "append.sh",
         "#!/bin/sh\necho \"$1\" >> \"$(dirname \"$0\")/runs.txt\"\n",
@@ -422,26 +427,35 @@ fn an_actor_restarted_gets_what_was_sent_while_it_was_down_once() {
         ),
     )
     .unwrap();
+    config
+}
+
+/// Starts Actor `worker-1` (configuration `config`) against `node`, logging to `agent-N.log`.
+fn start_agent(node: &Node, config: &Path, n: usize) -> Proc {
+    let mut cmd = Command::new(reflex_tests::binary("reflex-agent"));
+    cmd.args(["--manager", &node.events, "--publisher", &node.publish]);
+    cmd.arg("--config").arg(config);
+    if has_insecure(Command::new(reflex_tests::binary("reflex-agent"))) {
+        cmd.arg("--insecure");
+    }
+    let log = node.path().join(format!("agent-{n}.log"));
+    Proc(
+        cmd.env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn an_actor_restarted_gets_what_was_sent_while_it_was_down_once() {
+    let mut node = Node::new("actor", REMOTE);
+    let config = worker_config(&node);
     node.start();
 
-    let insecure = has_insecure(Command::new(reflex_tests::binary("reflex-agent")));
-    let start_agent = |n: usize| {
-        let mut cmd = Command::new(reflex_tests::binary("reflex-agent"));
-        cmd.args(["--manager", &node.events, "--publisher", &node.publish]);
-        cmd.arg("--config").arg(&config);
-        if insecure {
-            cmd.arg("--insecure");
-        }
-        let log = node.path().join(format!("agent-{n}.log"));
-        Proc(
-            cmd.env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(log).unwrap())
-                .spawn()
-                .unwrap(),
-        )
-    };
+    let start_agent = |n: usize| start_agent(&node, &config, n);
     let agent = start_agent(0);
     node.wait_metric("reflex_known_actors", 1.0);
     // The first action runs and is answered before the crash.
@@ -474,4 +488,74 @@ fn an_actor_restarted_gets_what_was_sent_while_it_was_down_once() {
     let mut runs = node.lines("runs.txt");
     runs.sort();
     assert_eq!(runs, ["1", "2", "3"], "{}", node.log());
+}
+
+#[test]
+fn an_action_unanswered_when_the_manager_is_killed_runs_after_its_restart_once() {
+    let mut node = Node::new("journal", REMOTE);
+    let config = worker_config(&node);
+    node.start();
+    // No Actor yet: the action waits for its result.
+    node.send("/job/x", &["n=7"], "x");
+    node.wait_metric("reflex_actions_sent_total", 1.0);
+    assert_eq!(
+        node.metric("reflex_queue_depth{queue=\"actions_unacked\"}"),
+        Some(1.0)
+    );
+    node.kill();
+
+    node.start();
+    wait_until("the restarted manager to be ready", || {
+        node.log().contains("manager ready")
+    });
+    assert!(
+        node.log().contains("unanswered actions of the last run"),
+        "{}",
+        node.log()
+    );
+    wait_until("the journalled action to wait for its result", || {
+        node.metric("reflex_queue_depth{queue=\"actions_unacked\"}") == Some(1.0)
+    });
+    let _agent = start_agent(&node, &config, 0);
+    node.wait_metric("reflex_action_outcomes_total{outcome=\"ran\"}", 1.0);
+    wait_until("the journalled action's result", || {
+        node.metric("reflex_queue_depth{queue=\"actions_unacked\"}") == Some(0.0)
+    });
+    assert_eq!(node.expect_lines("runs.txt", 1), ["7"]);
+
+    // Answered, it is closed in the journal: a further restart sends nothing again.
+    node.kill();
+    node.start();
+    wait_until("the restarted manager to be ready", || {
+        node.log().contains("manager ready")
+    });
+    assert!(
+        !node.log().contains("unanswered actions of the last run"),
+        "{}",
+        node.log()
+    );
+    assert_eq!(node.expect_lines("runs.txt", 1), ["7"]);
+}
+
+#[test]
+fn an_action_that_expires_while_the_manager_is_down_is_reported_expired() {
+    let mut node = Node::new("journal-expiry", REMOTE);
+    node.extra = vec!["--action-ttl".into(), "1".into()];
+    node.start();
+    node.send("/job/x", &["n=8"], "x");
+    node.wait_metric("reflex_actions_sent_total", 1.0);
+    let sent = Instant::now();
+    node.kill();
+    // Past its lifetime before the next run starts.
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(sent.elapsed()));
+    node.start();
+    node.wait_metric("reflex_action_outcomes_total{outcome=\"expired\"}", 1.0);
+    wait_until("the expiry warning", || {
+        let log = node.log();
+        log.contains("action expired unacknowledged") && log.contains("worker-1")
+    });
+    assert_eq!(
+        node.metric("reflex_queue_depth{queue=\"actions_unacked\"}"),
+        Some(0.0)
+    );
 }

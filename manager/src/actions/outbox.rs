@@ -1,5 +1,7 @@
 //! The outbox: actions on their way to the Publisher, authenticated once when made, queued
 //! while the feed refuses them, and resent to an exact Actor until its result comes back.
+//! With `--state`, every copy to an exact Actor is journalled ([`Journal`]) before it leaves,
+//! so a restarted Manager sends again what was unanswered, or reports it expired.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use reflex_core::auth::{self, MacKey, Signer};
 use reflex_core::wire::{self, Action, Body, MAX_ENVELOPE_LEN};
 
 use crate::metrics::{DropReason, Metrics};
+use crate::state::{Journal, Saved};
 
 use super::known::{KnownActors, is_glob};
 
@@ -76,6 +79,18 @@ impl Outgoing {
     fn tracked(&self) -> bool {
         self.target != "*"
     }
+
+    fn saved(&self) -> Saved {
+        Saved {
+            id: self.id,
+            target: self.target.clone(),
+            expires_ms: self.expires_ms,
+            rule: self.about.rule.clone(),
+            function: self.about.function.clone(),
+            hops: self.about.hops,
+            bytes: self.bytes.clone(),
+        }
+    }
 }
 
 /// Actions on their way to the Publisher, and those waiting for their result.
@@ -89,6 +104,9 @@ pub struct Outbox {
     buf: Vec<u8>,
     signer: Option<Signer>,
     devices: HashMap<String, Signer>,
+    journal: Option<Journal>,
+    /// Whether a journal write failure was logged (once per run).
+    journal_failed: bool,
 }
 
 impl Outbox {
@@ -103,6 +121,30 @@ impl Outbox {
             buf: vec![0u8; MAX_ENVELOPE_LEN],
             signer: None,
             devices: HashMap::new(),
+            journal: None,
+            journal_failed: false,
+        }
+    }
+
+    /// Journals every action to one Actor from now on, and takes back the `open` actions of
+    /// an earlier run: each is sent again at the next retry scan, or reported expired there.
+    pub fn set_journal(&mut self, journal: Journal, open: Vec<Saved>, now: Instant) {
+        self.journal = Some(journal);
+        for s in open {
+            self.next_id = self.next_id.max(s.id.saturating_add(1));
+            let out = Outgoing {
+                id: s.id,
+                target: s.target,
+                bytes: s.bytes,
+                expires_ms: s.expires_ms,
+                next_retry: now,
+                about: About {
+                    rule: s.rule,
+                    function: s.function,
+                    hops: s.hops,
+                },
+            };
+            self.track(out);
         }
     }
 
@@ -173,6 +215,9 @@ impl Outbox {
                     hops: copy.hops,
                 },
             };
+            if out.tracked() {
+                self.journal_add(&out);
+            }
             if self.pending.is_empty() && feed.try_send(&out.bytes) {
                 metrics
                     .actions_sent
@@ -188,7 +233,11 @@ impl Outbox {
     /// Result of action `id` from `actor`: stop resending it. Returns whether the action was
     /// waiting for that result (`false` for a repeat, or an action to all Actors).
     pub fn acknowledge(&mut self, id: u64, actor: &str) -> bool {
-        self.unacked.remove(&(id, actor.to_string())).is_some()
+        let was = self.unacked.remove(&(id, actor.to_string())).is_some();
+        if was {
+            self.journal_done(id, actor);
+        }
+        was
     }
 
     /// `actor` answered action `id` "busy": it was not performed, so it is sent again after
@@ -220,6 +269,9 @@ impl Outbox {
             if is_expired(front) {
                 metrics.dropped(DropReason::ActionExpired, 1);
                 if let Some(out) = self.pending.pop_front() {
+                    if out.tracked() {
+                        self.journal_done(out.id, &out.target);
+                    }
                     expired.push(Expired {
                         id: out.id,
                         target: out.target,
@@ -250,6 +302,7 @@ impl Outbox {
             .collect();
         for key in gone {
             if let Some(out) = self.unacked.remove(&key) {
+                self.journal_done(out.id, &out.target);
                 metrics.dropped(DropReason::ActionExpired, 1);
                 expired.push(Expired {
                     id: out.id,
@@ -259,6 +312,7 @@ impl Outbox {
                 });
             }
         }
+        self.compact_journal();
         if !self.pending.is_empty() {
             // The feed is refusing: resending would only queue behind what waits.
             return expired;
@@ -286,17 +340,83 @@ impl Outbox {
     }
 
     fn track(&mut self, out: Outgoing) {
-        if out.tracked() && self.unacked.len() < self.limit {
+        if !out.tracked() {
+            return;
+        }
+        if self.unacked.len() < self.limit {
             self.unacked.insert((out.id, out.target.clone()), out);
+        } else {
+            // Not resent, so not sent again after a restart either.
+            self.journal_done(out.id, &out.target);
         }
     }
 
     fn queue(&mut self, out: Outgoing, metrics: &Metrics) {
         if self.pending.len() >= self.limit {
-            self.pending.pop_front();
+            if let Some(evicted) = self.pending.pop_front() {
+                if evicted.tracked() {
+                    self.journal_done(evicted.id, &evicted.target);
+                }
+            }
             metrics.dropped(DropReason::ActionQueueFull, 1);
         }
         self.pending.push_back(out);
+    }
+
+    fn journal_add(&mut self, out: &Outgoing) {
+        let result = match &mut self.journal {
+            Some(j) => j.add(&out.saved()),
+            None => return,
+        };
+        self.journal_result(result);
+    }
+
+    fn journal_done(&mut self, id: u64, target: &str) {
+        let result = match &mut self.journal {
+            Some(j) => j.done(id, target),
+            None => return,
+        };
+        self.journal_result(result);
+    }
+
+    /// Rewrites the journal with the open actions once it is mostly closed ones.
+    fn compact_journal(&mut self) {
+        let open_count = self.unacked.len() + self.pending.iter().filter(|o| o.tracked()).count();
+        if !self
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.wants_compaction(open_count))
+        {
+            return;
+        }
+        let mut open: Vec<Saved> = self
+            .pending
+            .iter()
+            .filter(|o| o.tracked())
+            .chain(self.unacked.values())
+            .map(Outgoing::saved)
+            .collect();
+        open.sort_by_key(|s| s.id);
+        let result = match &mut self.journal {
+            Some(j) => j.compact(&open),
+            None => return,
+        };
+        self.journal_result(result);
+    }
+
+    /// A journal write that fails does not stop the action: it is sent, and would not be sent
+    /// again after a restart. Logged once per run.
+    fn journal_result(&mut self, result: std::io::Result<()>) {
+        if let Err(e) = result {
+            if !self.journal_failed {
+                self.journal_failed = true;
+                tracing::error!(
+                    error = %e,
+                    "cannot write the action journal: actions still go out, but a restart \
+                     would not send again those left unanswered"
+                );
+            }
+        }
     }
 }
 

@@ -215,6 +215,21 @@ pub fn run(
     }
     let mut outbox = Outbox::new(queue);
     outbox.set_signing(signer.clone(), trust.device_keys());
+    if let Some(dir) = &config.state {
+        let (journal, open, damaged) = state::Journal::open(dir)?;
+        let at = state::SkipReason::ALL
+            .iter()
+            .position(|r| *r == state::SkipReason::Damaged)
+            .unwrap_or(0);
+        metrics.state.skipped[at].fetch_add(damaged, Relaxed);
+        if !open.is_empty() {
+            tracing::info!(
+                actions = open.len(),
+                "unanswered actions of the last run: sent again, or reported expired"
+            );
+        }
+        outbox.set_journal(journal, open, Instant::now());
+    }
 
     let watch = Watchers::new(watch).counted(metrics.clone());
     let rule_counts = metrics.rules.for_rules(compiled.rule_names());

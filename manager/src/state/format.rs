@@ -28,6 +28,9 @@ pub const MAX_RECORD_LEN: usize = 64 * 1024;
 /// The file of replay windows: the highest sequence number accepted from each source.
 pub const WINDOWS_FILE: &str = "replay.windows";
 pub(super) const WINDOWS_MAGIC: [u8; 8] = *b"RFLXRPLY";
+/// The action journal ([`super::journal`]).
+pub const JOURNAL_FILE: &str = "actions.journal";
+pub(super) const ACTIONS_MAGIC: [u8; 8] = *b"RFLXACTS";
 pub(super) const SNAPSHOT_MAGIC: [u8; 8] = *b"RFLXSNAP";
 pub(super) const LOG_MAGIC: [u8; 8] = *b"RFLXLOG\0";
 /// Bytes before a record's payload: length and CRC.

@@ -9,11 +9,12 @@
 //! | `registers.snapshot` | every slot at one point: header, then one record per slot |
 //! | `registers.log.<G>` | the updates made after snapshot `G`, one record per updated slot |
 //! | `replay.windows` | the highest sequence number accepted from each allow-listed source |
+//! | `actions.journal` | every action to one Actor not yet answered or expired ([`Journal`]) |
 //! | `manager.pid` | the running Manager's process id (for `reflex reload --state DIR`) |
 //! | `lock` | held (`flock`) by the running Manager: one Manager per directory |
 //!
-//! Every data file starts with a 21-byte header: 8 magic bytes (`RFLXSNAP`, `RFLXLOG\0` or
-//! `RFLXRPLY`), the format version ([`FORMAT_VERSION`](format::FORMAT_VERSION)), the
+//! Every data file starts with a 21-byte header: 8 magic bytes (`RFLXSNAP`, `RFLXLOG\0`,
+//! `RFLXRPLY` or `RFLXACTS`), the format version ([`FORMAT_VERSION`](format::FORMAT_VERSION)), the
 //! generation `G` (u64, little endian) and the CRC-32 of those 17 bytes (version 1 files,
 //! without it, are still read). Then records, each `[len: u32 LE][crc32(payload): u32 LE][payload]`, the payload
 //! postcard-encoded:
@@ -52,11 +53,13 @@
 
 mod dir;
 mod format;
+mod journal;
 mod restore;
 mod writer;
 
 pub use dir::{StateDir, read_pid};
 pub use format::SkipReason;
+pub use journal::{Journal, Saved};
 pub use restore::{Restored, renumber, restore, restore_windows};
 pub use writer::Persist;
 

@@ -49,7 +49,7 @@ impl Restored {
 }
 
 /// Logs a skipped stretch of a state file loudly, with where and why.
-fn warn_skipped(path: &Path, at: usize, reason: SkipReason) {
+pub(super) fn warn_skipped(path: &Path, at: usize, reason: SkipReason) {
     tracing::warn!(
         file = %path.display(),
         offset = at,
@@ -60,7 +60,7 @@ fn warn_skipped(path: &Path, at: usize, reason: SkipReason) {
 }
 
 /// Logs a state file skipped whole for its header.
-fn warn_bad_header(path: &Path, why: &str) {
+pub(super) fn warn_bad_header(path: &Path, why: &str) {
     tracing::warn!(
         file = %path.display(),
         "state file skipped: {why} (counted in reflex_state_records_skipped_total{{reason=\"bad_header\"}})"
